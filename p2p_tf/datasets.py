@@ -1,0 +1,174 @@
+"""Where a dataset's files come from: a local copy, the pix2pix authors' archives, or a folder.
+
+A named dataset (facades, maps, ...) is looked up, in order, in `data_dir` (the `--data_dir`
+flag), in `$P2P_TF_DATA_DIR`, and in the download cache `$P2P_TF_CACHE_DIR` (default
+`~/.cache/p2p_tf`). Each may hold `NAME/` with split folders (`train/`, `val/`, `test/`) or the
+archive `NAME.tar.gz`, which is unpacked into the cache. With no local copy the archive is
+downloaded from the authors' server into the cache. `--dataset=folder` reads split folders of
+side-by-side pairs straight from `data_dir`.
+"""
+
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+
+from PIL import Image
+
+from p2p_tf import config as config_lib
+from p2p_tf.errors import UserError, op_error_reason
+
+DOWNLOAD_URL = 'http://efrosgans.eecs.berkeley.edu/pix2pix/datasets/{name}.tar.gz'
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+DATA_DIR_ENV = 'P2P_TF_DATA_DIR'
+CACHE_DIR_ENV = 'P2P_TF_CACHE_DIR'
+
+
+def cache_dir():
+    return os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'p2p_tf')
+
+
+def search_dirs(data_dir=None):
+    """The folders searched for a local copy, in order."""
+    dirs = [data_dir, os.environ.get(DATA_DIR_ENV), cache_dir()]
+    return [d for d in dirs if d]
+
+
+def dataset_root(name, data_dir=None, download=True, url=None):
+    """Folder holding the split folders of dataset `name`, unpacking or downloading if needed."""
+    if name == config_lib.FOLDER_DATASET:
+        if not data_dir:
+            raise UserError('--dataset=folder needs --data_dir=PATH, a folder with train/ (and val/)')
+        if not os.path.isdir(data_dir):
+            raise UserError(f'data dir {data_dir} does not exist')
+        return data_dir
+    config_lib.dataset_facts(name)  # Unknown names are an error.
+    if data_dir and not os.path.isdir(data_dir):
+        raise UserError(f'data dir {data_dir} does not exist')
+    extracted = os.path.join(cache_dir(), 'extracted', name)
+    for directory in search_dirs(data_dir):
+        folder = os.path.join(directory, name)
+        if os.path.isdir(os.path.join(folder, 'train')) or os.path.isdir(os.path.join(folder, 'val')):
+            return folder
+        archive = os.path.join(directory, name + '.tar.gz')
+        if os.path.isfile(archive):
+            return extract(archive, name, extracted)
+    if os.path.isdir(extracted):
+        return os.path.join(extracted, name)
+    looked = ', '.join(os.path.join(d, n) for d in search_dirs(data_dir)
+                       for n in (name + '/', name + '.tar.gz'))
+    if not download:
+        raise UserError(f'no local copy of {name}; looked for {looked}')
+    url = url or DOWNLOAD_URL.format(name=name)
+    archive = os.path.join(cache_dir(), name + '.tar.gz')
+    try:
+        fetch(url, archive)
+    except (OSError, urllib.error.URLError) as e:
+        raise UserError(
+            f'could not download {url} ({getattr(e, "reason", e)}); with no network, put '
+            f'{name}.tar.gz or an unpacked {name}/ in --data_dir or ${DATA_DIR_ENV} '
+            f'(looked for {looked})') from None
+    return extract(archive, name, extracted)
+
+
+def fetch(url, path):
+    """Downloads `url` to `path` through a temporary file, so a broken download leaves nothing."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    print(f'downloading {url} -> {path}', flush=True)
+    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=30) as response:
+                shutil.copyfileobj(response, tmp)
+        except BaseException:
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, path)
+
+
+def extract(archive, name, destination):
+    """Unpacks `archive` (holding `name/`) into `destination` once; returns `destination/name`."""
+    folder = os.path.join(destination, name)
+    if os.path.isdir(folder):
+        return folder
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    staging = tempfile.mkdtemp(dir=os.path.dirname(destination))
+    try:
+        with tarfile.open(archive) as tar:
+            # The 'data' filter refuses absolute paths and links out of the folder (Python 3.12+,
+            # 3.11.4+).
+            safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
+            tar.extractall(staging, **safe)
+        if not os.path.isdir(os.path.join(staging, name)):
+            raise UserError(f'{archive} has no top-level {name}/ folder')
+        os.replace(staging, destination)
+    except tarfile.TarError as e:
+        raise UserError(f'{archive} is not a readable .tar.gz archive ({e})') from None
+    finally:
+        if os.path.isdir(staging):
+            shutil.rmtree(staging)
+    return folder
+
+
+def split_files(root, split):
+    """Sorted image paths in `root/split`; an error names the folder if there are none."""
+    folder = os.path.join(root, split)
+    if not os.path.isdir(root):
+        raise UserError(f'data folder {root} does not exist')
+    if not os.path.isdir(folder):
+        present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        raise UserError(f'no split folder {folder} (found: {", ".join(present) or "nothing"})')
+    paths = sorted((os.path.join(folder, f) for f in os.listdir(folder)
+                    if f.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
+    if not paths:
+        raise UserError(f'no images in {folder}')
+    return paths
+
+
+def natural_key(path):
+    """Sort key that puts 2.jpg before 10.jpg."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return (0, int(stem), '') if stem.isdigit() else (1, 0, stem)
+
+
+def sample_split(root, requested):
+    """The split shown in TensorBoard grids: `requested`, or for AUTO 'val', else 'test'."""
+    if requested != config_lib.AUTO:
+        return requested
+    for split in ('val', 'test', 'train'):
+        if os.path.isdir(os.path.join(root, split)):
+            return split
+    raise UserError(f'{root} has no val/, test/ or train/ folder')
+
+
+def check_pairs(paths, min_side):
+    """Reads each file's header; raises UserError naming the first file that is not a readable
+    side-by-side pair (width = 2 x height) with halves of at least min_side pixels."""
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, SyntaxError) as e:
+            raise UserError(f'cannot read image {path}: {e}') from None
+        if width != 2 * height:
+            raise UserError(f'{path} is {width}x{height}: a side-by-side pair must be twice as '
+                            'wide as it is high')
+        if height < min_side:
+            raise UserError(f'{path} has {height}x{height} halves, smaller than the '
+                            f'{min_side}x{min_side} crop; lower --config.image_size')
+
+
+def find_undecodable(paths):
+    """Decodes each file fully; returns (path, reason) for the first that fails, else None.
+
+    Used after the input pipeline failed, to name the file (a header can be fine while the
+    data is truncated).
+    """
+    import tensorflow as tf
+    for path in paths:
+        try:
+            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        except tf.errors.OpError as e:
+            return path, op_error_reason(e)
+    return None

@@ -1,0 +1,61 @@
+"""Training progress on the console: a live bar on a terminal, plain log lines otherwise."""
+
+import sys
+import time
+
+
+def format_duration(seconds):
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f'{hours}:{rest // 60:02d}:{rest % 60:02d}' if hours else f'{rest // 60:02d}:{rest % 60:02d}'
+
+
+class Progress:
+    """Shows step, losses, images/s and ETA.
+
+    On a terminal the bar is redrawn in place at most a few times a second; when the stream is
+    not a terminal (CI, log files, notebooks' captured output) a line is printed every
+    `log_every` steps and at the last step.
+    """
+
+    def __init__(self, total_steps, start_step, batch_size, log_every, stream=None):
+        self.stream = stream or sys.stdout
+        self.interactive = self.stream.isatty()
+        self.total_steps = total_steps
+        self.batch_size = batch_size
+        self.log_every = log_every
+        self.start_step = start_step
+        self.start_time = time.perf_counter()
+        self.last_draw = 0.0
+
+    def images_per_second(self, step):
+        elapsed = time.perf_counter() - self.start_time
+        return (step - self.start_step) * self.batch_size / elapsed if elapsed > 0 else 0.0
+
+    def line(self, step, losses):
+        rate = self.images_per_second(step)
+        remaining = (self.total_steps - step) * self.batch_size / rate if rate > 0 else 0.0
+        width = len(str(self.total_steps))
+        loss_text = ' '.join(f'{name}={value:.4f}' for name, value in losses.items())
+        return (f'step {step:>{width}}/{self.total_steps} {loss_text} '
+                f'{rate:.2f} img/s ETA {format_duration(remaining)}')
+
+    def update(self, step, losses):
+        last = step >= self.total_steps
+        if self.interactive:
+            now = time.perf_counter()
+            if now - self.last_draw < 0.2 and not last:
+                return
+            self.last_draw = now
+            done = int(30 * step / self.total_steps)
+            bar = '#' * done + '.' * (30 - done)
+            self.stream.write(f'\r[{bar}] {self.line(step, losses)}\x1b[K' + ('\n' if last else ''))
+            self.stream.flush()
+        elif step % self.log_every == 0 or last:
+            self.stream.write(self.line(step, losses) + '\n')
+            self.stream.flush()
+
+    def message(self, text):
+        """A line that does not get drawn over by the bar."""
+        self.stream.write(('\n' if self.interactive else '') + text + '\n')
+        self.stream.flush()

@@ -1,0 +1,267 @@
+"""The training loop: models, optimizers, the tf.function train step, checkpoints and logs.
+
+`train(config, workdir)` is what `python -m p2p_tf.train` runs; a notebook can call it too, or
+drive a `Trainer` step by step. Everything that must survive a restart (both networks, both Adam
+optimizers, the step counter and the dropout RNG state) lives in `Trainer.checkpoint`.
+"""
+
+import math
+import os
+import signal
+import threading
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from p2p_tf import config as config_lib
+from p2p_tf import datasets, images, input_pipeline, losses, models
+from p2p_tf.errors import UserError
+from p2p_tf.progress import Progress
+
+LOSS_NAMES = ('gen_total', 'gen_gan', 'gen_l1', 'disc', 'disc_real', 'disc_fake')
+# Fields that may change when a run is resumed; any other difference is an error.
+RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
+                     'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes')
+
+
+class TrainingError(Exception):
+    """Training cannot go on (e.g. the losses diverged); the last good checkpoint is kept."""
+
+
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant rate, then linear decay to zero over the last `decay_steps` of `total_steps`
+    (the reference code's n_epochs / n_epochs_decay policy)."""
+
+    def __init__(self, learning_rate, total_steps, decay_steps):
+        self.learning_rate = learning_rate
+        self.total_steps = total_steps
+        self.decay_steps = decay_steps
+
+    def __call__(self, step):
+        if not self.decay_steps:
+            return tf.constant(self.learning_rate, tf.float32)
+        remaining = tf.cast(self.total_steps - step, tf.float32)
+        return self.learning_rate * tf.clip_by_value(remaining / self.decay_steps, 0.0, 1.0)
+
+    def get_config(self):
+        return dict(learning_rate=self.learning_rate, total_steps=self.total_steps,
+                    decay_steps=self.decay_steps)
+
+
+def build_generator(config):
+    return models.unet_generator(
+        depth=config_lib.unet_depth(config.image_size), input_channels=config.input_channels,
+        output_channels=config.output_channels, base_filters=config.generator_filters,
+        dropout_rate=config.dropout_rate)
+
+
+def build_discriminator(config):
+    return models.patchgan_discriminator(
+        num_layers=config_lib.PATCH_SIZES[config.patch_size],
+        input_channels=config.input_channels, target_channels=config.output_channels,
+        base_filters=config.discriminator_filters)
+
+
+def rng_states(model):
+    """The dropout layers' seed-generator states. tf.train.Checkpoint does not reach them
+    through the Keras model, so the checkpoint names them explicitly."""
+    return [variable for variable in model.variables if 'seed_generator_state' in variable.path]
+
+
+class Trainer:
+    """Both networks, both optimizers and the step counter, created under the current
+    tf.distribute strategy, with one train step and one checkpoint covering all of them."""
+
+    def __init__(self, config, total_steps, decay_steps=0, strategy=None):
+        self.config = config
+        self.strategy = strategy or tf.distribute.get_strategy()
+        with self.strategy.scope():
+            self.generator = build_generator(config)
+            self.discriminator = build_discriminator(config)
+            schedule = LinearDecay(config.learning_rate, total_steps, decay_steps)
+            self.generator_optimizer, self.discriminator_optimizer = (
+                keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2)
+                for _ in range(2))
+            # Keras 3 creates Adam's moments lazily; build them now so a restore fills them.
+            self.generator_optimizer.build(self.generator.trainable_variables)
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        self.checkpoint = tf.train.Checkpoint(
+            generator=self.generator, discriminator=self.discriminator,
+            generator_optimizer=self.generator_optimizer,
+            discriminator_optimizer=self.discriminator_optimizer, step=self.step,
+            generator_rng=rng_states(self.generator),
+            discriminator_rng=rng_states(self.discriminator))
+        self._train_step = tf.function(self._distributed_step)
+
+    def replica_step(self, inputs, targets):
+        """One update of D and G on this replica's batch; returns the losses (scaled by
+        1 / replicas, so summing over replicas gives the global mean)."""
+        scale = 1.0 / self.strategy.num_replicas_in_sync
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            generated = self.generator(inputs, training=True)
+            real_logits = self.discriminator([inputs, targets], training=True)
+            fake_logits = self.discriminator([inputs, generated], training=True)
+            gen_total, gen_gan, gen_l1 = losses.generator_loss(
+                fake_logits, generated, targets, self.config.l1_weight)
+            disc, disc_real, disc_fake = losses.discriminator_loss(real_logits, fake_logits)
+            scaled_gen_total, scaled_disc = gen_total * scale, disc * scale
+        gen_grads = gen_tape.gradient(scaled_gen_total, self.generator.trainable_variables)
+        disc_grads = disc_tape.gradient(scaled_disc, self.discriminator.trainable_variables)
+        self.generator_optimizer.apply_gradients(
+            zip(gen_grads, self.generator.trainable_variables))
+        self.discriminator_optimizer.apply_gradients(
+            zip(disc_grads, self.discriminator.trainable_variables))
+        values = (gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake)
+        return {name: value * scale for name, value in zip(LOSS_NAMES, values)}
+
+    def _distributed_step(self, inputs, targets):
+        per_replica = self.strategy.run(self.replica_step, args=(inputs, targets))
+        self.step.assign_add(1)
+        return {name: self.strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+                for name, value in per_replica.items()}
+
+    def train_step(self, inputs, targets):
+        """Updates both networks on a batch ([batch, S, S, C] in [-1, 1], or distributed
+        values); returns a dict of scalar losses: gen_total, gen_gan, gen_l1, disc, disc_real,
+        disc_fake."""
+        return self._train_step(inputs, targets)
+
+
+def prepare_workdir(config, workdir):
+    """Creates the workdir, refuses one that holds a run with an incompatible config, and
+    writes the resolved config there."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, '.write_test')
+        with open(probe, 'w'):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f'cannot write to workdir {workdir}: {e.strerror}') from None
+    if os.path.exists(os.path.join(workdir, config_lib.CONFIG_FILENAME)):
+        previous = config_lib.load(workdir)
+        changed = sorted(key for key in set(previous) | set(config)
+                         if key not in RESUMABLE_CHANGES and previous.get(key) != config.get(key))
+        if changed:
+            details = ', '.join(f'{k}: {previous.get(k)!r} -> {config.get(k)!r}' for k in changed)
+            raise UserError(f'{workdir} holds a run with a different config ({details}); '
+                            'use another --workdir or the same options')
+    config_lib.save(config, workdir)
+
+
+class StopSignal:
+    """Turns SIGINT/SIGTERM into a flag the loop checks between steps, so the run saves a
+    checkpoint before exiting. Only installed on the main thread (not in notebook workers)."""
+
+    def __init__(self):
+        self.received = None
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self.handle)
+        return self
+
+    def handle(self, signum, frame):
+        self.received = signum
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def image_grid(generator, inputs, targets):
+    """Rows of input | target | output, float [n, S, 3S, 3] in [-1, 1]; the output comes from a
+    paper-mode call (dropout on, batch statistics), as at test time in the paper."""
+    from p2p_tf import inference
+    return images.side_by_side(inputs, targets, inference.generate(generator, inputs, 'paper'))
+
+
+def train(config, workdir, data_dir=None, stream=None):
+    """Trains (or resumes) the run in `workdir`; returns the Trainer.
+
+    config: a ConfigDict from config.get_config() plus overrides (resolved here).
+    """
+    config = config_lib.resolve(config)
+    root = datasets.dataset_root(config.dataset, data_dir)
+    train_paths = datasets.split_files(root, config.train_split)
+    sample_paths = datasets.split_files(root, datasets.sample_split(root, config.sample_split))
+    sample_paths = sample_paths[:config.num_samples]
+    datasets.check_pairs(train_paths + sample_paths, config.image_size)
+    prepare_workdir(config, workdir)
+
+    total_steps, decay_steps = config_lib.schedule_steps(config, len(train_paths))
+    keras.utils.set_random_seed(config.seed)
+    trainer = Trainer(config, total_steps, decay_steps)
+    manager = tf.train.CheckpointManager(
+        trainer.checkpoint, os.path.join(workdir, 'checkpoints'),
+        max_to_keep=config.keep_checkpoints, step_counter=trainer.step)
+    progress = Progress(total_steps, 0, config.batch_size, config.log_every, stream)
+    if manager.latest_checkpoint:
+        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        progress.message(f'resumed from {manager.latest_checkpoint} at step {int(trainer.step)}')
+    start_step = int(trainer.step)
+    progress.start_step = start_step
+    if start_step >= total_steps:
+        progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
+        return trainer
+    progress.message(f'training {config.dataset} ({config.direction}, {len(train_paths)} pairs) '
+                     f'for {total_steps} steps of batch {config.batch_size}; workdir {workdir}')
+
+    with tf.device('/cpu:0'):
+        sample_inputs, sample_targets = input_pipeline.eval_dataset(
+            sample_paths, config, batch_size=len(sample_paths)).get_single_element()
+    # Samples come from a copy of the generator so that drawing them never touches the state
+    # of the one being trained (BatchNorm statistics, dropout RNG).
+    sampler = build_generator(config)
+    writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
+    try:
+        dataset = input_pipeline.train_dataset(train_paths, config,
+                                               start_example=start_step * config.batch_size)
+        run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
+                 (sample_inputs, sample_targets))
+    except tf.errors.InvalidArgumentError as e:
+        bad = datasets.find_undecodable(train_paths)
+        if bad:
+            raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None
+        raise
+    finally:
+        writer.close()
+    return trainer
+
+
+def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, samples):
+    config = trainer.config
+    dataset = trainer.strategy.experimental_distribute_dataset(dataset)
+    step = int(trainer.step)
+    with StopSignal() as stop, writer.as_default():
+        for inputs, targets in dataset:
+            values = {k: float(v) for k, v in trainer.train_step(inputs, targets).items()}
+            step += 1
+            if not all(math.isfinite(v) for v in values.values()):
+                bad = ', '.join(f'{k}={v}' for k, v in values.items() if not math.isfinite(v))
+                last = manager.latest_checkpoint or 'none written yet'
+                raise TrainingError(f'non-finite loss at step {step} ({bad}); stopped without '
+                                    f'saving. Last good checkpoint: {last}')
+            progress.update(step, values)
+            if step % config.log_every == 0 or step == total_steps:
+                for name, value in values.items():
+                    tf.summary.scalar(f'loss/{name}', value, step=step)
+                tf.summary.scalar('learning_rate',
+                                  trainer.generator_optimizer.learning_rate, step=step)
+                tf.summary.scalar('images_per_second', progress.images_per_second(step), step=step)
+            if step % config.sample_every == 0 or step == total_steps:
+                sampler.set_weights(trainer.generator.get_weights())
+                tf.summary.image('input_target_output', image_grid(sampler, *samples) * 0.5 + 0.5,
+                                 step=step, max_outputs=config.num_samples)
+            if step % config.checkpoint_every == 0 or step == total_steps or stop.received:
+                manager.save(checkpoint_number=step)
+            if stop.received:
+                progress.message(f'stopped by signal {stop.received} at step {step}; saved '
+                                 f'{manager.latest_checkpoint}')
+                raise KeyboardInterrupt
+            if step >= total_steps:
+                break

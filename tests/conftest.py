@@ -1,0 +1,60 @@
+"""Shared test fixtures: tiny configs, generated image pairs, the shared real datasets."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = pathlib.Path(os.environ.get('P2P_TF_DATA_DIR') or REPO.parent / 'shared' / 'datasets')
+
+
+def tiny_config(**overrides):
+    """The configs/tiny.py settings (32x32, 8 filters) as a resolved ConfigDict."""
+    from p2p_tf import config as config_lib
+    config = config_lib.get_config()
+    config.update(dict(image_size=32, load_size=36, generator_filters=8, discriminator_filters=8,
+                       steps=4, log_every=1, sample_every=1000, checkpoint_every=1000,
+                       num_samples=2))
+    config.update(overrides)
+    return config_lib.resolve(config)
+
+
+def write_pairs(folder, count, height=40, seed=0, suffix='.png'):
+    """Writes `count` random side-by-side pairs (2*height wide) named 1..count; returns paths."""
+    rng = np.random.default_rng(seed)
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for i in range(1, count + 1):
+        pixels = rng.integers(0, 256, size=(height, 2 * height, 3), dtype=np.uint8)
+        path = os.path.join(folder, f'{i}{suffix}')
+        Image.fromarray(pixels).save(path)
+        paths.append(path)
+    return paths
+
+
+def run_command(module, *args, env=None, timeout=300):
+    """Runs `python -m module args...` in a subprocess; returns the CompletedProcess."""
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True,
+                          text=True, env=full_env, timeout=timeout, cwd=str(REPO))
+
+
+@pytest.fixture
+def shared_data():
+    if not (SHARED_DATA / 'facades' / 'train').is_dir():
+        pytest.fail(f'the shared datasets are missing: expected {SHARED_DATA}/facades/train')
+    return SHARED_DATA
+
+
+@pytest.fixture
+def pair_folder(tmp_path):
+    """A `folder` dataset of generated 40x80 pairs: train/ with 6, val/ with 2."""
+    root = tmp_path / 'pairs'
+    write_pairs(root / 'train', 6)
+    write_pairs(root / 'val', 2, seed=1)
+    return root

@@ -1,0 +1,82 @@
+"""Config: paper defaults, dataset facts, override precedence, checks, config files."""
+
+import importlib.util
+
+import pytest
+
+from conftest import REPO
+from p2p_tf import config as config_lib
+from p2p_tf.errors import UserError
+
+
+def test_paper_defaults():
+    config = config_lib.get_config()
+    assert (config.l1_weight, config.learning_rate, config.beta_1) == (100.0, 2e-4, 0.5)
+    assert (config.load_size, config.image_size, config.patch_size) == (286, 256, 70)
+    assert config.dropout_rate == 0.5 and config.dataset == 'facades'
+
+
+@pytest.mark.parametrize('dataset, direction, batch_size, epochs', [
+    ('facades', 'BtoA', 1, 200), ('cityscapes', 'BtoA', 1, 200), ('maps', 'AtoB', 1, 200),
+    ('edges2shoes', 'AtoB', 4, 15), ('edges2handbags', 'AtoB', 4, 15),
+    ('night2day', 'AtoB', 4, 17)])
+def test_resolve_fills_dataset_facts(dataset, direction, batch_size, epochs):
+    config = config_lib.get_config()
+    config.dataset = dataset
+    resolved = config_lib.resolve(config)
+    assert (resolved.direction, resolved.batch_size, resolved.epochs) == (
+        direction, batch_size, epochs)
+    assert config.direction == config_lib.AUTO  # The input config is not modified.
+
+
+def test_user_values_win_over_dataset_facts():
+    config = config_lib.get_config()
+    config.update(dict(dataset='facades', direction='AtoB', batch_size=3, epochs=2.5))
+    resolved = config_lib.resolve(config)
+    assert (resolved.direction, resolved.batch_size, resolved.epochs) == ('AtoB', 3, 2.5)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('dataset', 'nope', 'unknown dataset'), ('direction', 'AtoC', 'direction'),
+    ('image_size', 48, 'power of two'), ('load_size', 200, 'smaller than image_size'),
+    ('patch_size', 50, 'patch_size'), ('input_channels', 2, 'input_channels'),
+    ('batch_size', -1, 'batch_size'), ('dropout_rate', 1.0, 'dropout_rate')])
+def test_bad_values_are_user_errors(field, value, message):
+    config = config_lib.get_config()
+    config[field] = value
+    with pytest.raises(UserError, match=message):
+        config_lib.resolve(config)
+
+
+def test_mistyped_field_is_an_error():
+    config = config_lib.get_config()
+    config.l1_wieght = 5.0
+    with pytest.raises(UserError, match="unknown config field 'l1_wieght'.*'l1_weight'"):
+        config_lib.resolve(config)
+
+
+def test_schedule_steps():
+    config = config_lib.resolve(config_lib.get_config())
+    assert config_lib.schedule_steps(config, 400) == (80000, 0)
+    config.update(dict(epochs=100.0, decay_epochs=100.0, batch_size=4))
+    assert config_lib.schedule_steps(config, 400) == (20000, 10000)
+    config.steps = 50
+    assert config_lib.schedule_steps(config, 400) == (50, 50)
+
+
+def test_save_load_round_trip(tmp_path):
+    config = config_lib.resolve(config_lib.get_config())
+    config_lib.save(config, str(tmp_path))
+    assert config_lib.load(str(tmp_path)).to_dict() == config.to_dict()
+    with pytest.raises(UserError, match='config.json'):
+        config_lib.load(str(tmp_path / 'missing'))
+
+
+@pytest.mark.parametrize('path', sorted((REPO / 'configs').glob('*.py')), ids=lambda p: p.stem)
+def test_config_files_resolve(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    resolved = config_lib.resolve(module.get_config())
+    assert set(resolved) == set(config_lib.get_config())  # No stray or missing fields.
+    assert 'python -m p2p_tf.train' in module.__doc__  # The docstring states its command.

@@ -1,0 +1,169 @@
+"""The training loop: train step, schedule, resume equality, determinism, divergence, signals."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, tiny_config
+from p2p_tf import losses, training
+from p2p_tf.errors import UserError
+
+
+def run_state(trainer):
+    """Every variable a checkpoint must carry, as numpy arrays keyed by owner, position and
+    name (layer-name prefixes differ between two models built in one process)."""
+    state = {'step': trainer.step.numpy()}
+    for owner in ('generator', 'discriminator', 'generator_optimizer', 'discriminator_optimizer'):
+        for i, variable in enumerate(getattr(trainer, owner).variables):
+            state[f'{owner}/{i}/{variable.name.split("_")[-1]}'] = np.asarray(variable)
+    return state
+
+
+def assert_same_state(first, second):
+    assert first.keys() == second.keys()
+    for key in first:
+        np.testing.assert_array_equal(first[key], second[key], err_msg=key)
+
+
+def train_folder(pair_folder, workdir, **overrides):
+    config = tiny_config(dataset='folder', **overrides)
+    return training.train(config, str(workdir), str(pair_folder), stream=io.StringIO())
+
+
+def test_train_step_returns_the_six_losses():
+    config = tiny_config()
+    trainer = training.Trainer(config, total_steps=10)
+    inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
+    targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
+    before = [np.asarray(v) for v in trainer.generator.trainable_variables]
+    values = trainer.train_step(inputs, targets)
+    assert set(values) == set(training.LOSS_NAMES)
+    np.testing.assert_allclose(values['gen_total'],
+                               values['gen_gan'] + config.l1_weight * values['gen_l1'], rtol=1e-5)
+    np.testing.assert_allclose(values['disc'], 0.5 * (values['disc_real'] + values['disc_fake']),
+                               rtol=1e-5)
+    after = [np.asarray(v) for v in trainer.generator.trainable_variables]
+    assert any(not np.array_equal(b, a) for b, a in zip(before, after))
+    assert int(trainer.step) == 1 and int(trainer.generator_optimizer.iterations) == 1
+
+
+def test_train_step_runs_under_an_explicit_strategy():
+    strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
+    trainer = training.Trainer(tiny_config(), total_steps=10, strategy=strategy)
+    dataset = tf.data.Dataset.from_tensors(
+        (tf.zeros([1, 32, 32, 3]), tf.zeros([1, 32, 32, 3])))
+    inputs, targets = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    values = trainer.train_step(inputs, targets)
+    assert np.isfinite(float(values['gen_total']))
+
+
+def test_linear_decay_schedule():
+    schedule = training.LinearDecay(2e-4, total_steps=10, decay_steps=4)
+    rates = [float(schedule(step)) for step in (0, 6, 8, 10, 12)]
+    np.testing.assert_allclose(rates, [2e-4, 2e-4, 1e-4, 0.0, 0.0], atol=1e-12)
+    assert float(training.LinearDecay(2e-4, 10, 0)(9)) == pytest.approx(2e-4)
+
+
+def test_resumed_run_equals_uninterrupted_run(pair_folder, tmp_path):
+    straight = run_state(train_folder(pair_folder, tmp_path / 'straight', steps=4))
+    train_folder(pair_folder, tmp_path / 'resumed', steps=2)
+    assert sorted(os.listdir(tmp_path / 'resumed' / 'checkpoints'))[-1] == 'ckpt-2.index'
+    resumed = run_state(train_folder(pair_folder, tmp_path / 'resumed', steps=4))
+    assert straight['step'] == resumed['step'] == 4
+    assert any(key.endswith('/state') for key in straight)  # Dropout RNG states are compared.
+    assert any(key.endswith('/momentum') for key in straight)  # So are Adam's moments.
+    assert_same_state(straight, resumed)
+
+
+def test_resume_with_a_different_config_is_refused(pair_folder, tmp_path):
+    train_folder(pair_folder, tmp_path, steps=1)
+    index = tmp_path / 'checkpoints' / 'ckpt-1.index'
+    before = index.read_bytes()
+    with pytest.raises(UserError, match='different config.*l1_weight'):
+        train_folder(pair_folder, tmp_path, steps=2, l1_weight=10.0)
+    assert index.read_bytes() == before
+    assert not (tmp_path / 'checkpoints' / 'ckpt-2.index').exists()
+
+
+def test_non_finite_loss_stops_without_saving(pair_folder, tmp_path, monkeypatch):
+    train_folder(pair_folder, tmp_path, steps=2, checkpoint_every=1)
+
+    healthy = losses.generator_loss
+
+    def diverged(*args):
+        return tuple(value * float('nan') for value in healthy(*args))
+
+    monkeypatch.setattr(losses, 'generator_loss', diverged)
+    with pytest.raises(training.TrainingError, match='non-finite loss at step 3.*ckpt-2'):
+        train_folder(pair_folder, tmp_path, steps=4, checkpoint_every=1)
+    assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-2')
+    monkeypatch.undo()
+    resumed = train_folder(pair_folder, tmp_path, steps=3, checkpoint_every=1)
+    assert all(np.isfinite(np.asarray(v)).all() for v in resumed.generator.variables)
+
+
+DETERMINISM_SCRIPT = '''
+import io, sys
+sys.path.insert(0, 'tests')
+from conftest import tiny_config
+from p2p_tf import training
+trainer = training.train(tiny_config(dataset='folder', steps=3), sys.argv[1], sys.argv[2],
+                         stream=io.StringIO())
+print(repr([float(abs(v.numpy()).sum()) for v in trainer.generator.trainable_variables]))
+'''
+
+
+def read_scalars(workdir, tag):
+    from tensorboard.backend.event_processing import event_accumulator
+    accumulator = event_accumulator.EventAccumulator(str(workdir / 'logs' / 'train'),
+                                                     size_guidance={'tensors': 0})
+    accumulator.Reload()
+    return [float(tf.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
+
+
+def test_same_seed_gives_identical_runs(pair_folder, tmp_path):
+    """Two fresh processes with TF_DETERMINISTIC_OPS=1 give identical losses and weights."""
+    outputs = []
+    for name in ('first', 'second'):
+        result = subprocess.run(
+            [sys.executable, '-c', DETERMINISM_SCRIPT, str(tmp_path / name), str(pair_folder)],
+            capture_output=True, text=True, cwd=str(REPO), timeout=300,
+            env=dict(os.environ, TF_DETERMINISTIC_OPS='1'))
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs.append(result.stdout.strip().splitlines()[-1])
+    assert outputs[0] == outputs[1]
+    first = read_scalars(tmp_path / 'first', 'loss/gen_total')
+    assert len(first) == 3 and first == read_scalars(tmp_path / 'second', 'loss/gen_total')
+
+
+def test_sigterm_saves_a_checkpoint_and_the_run_resumes(pair_folder, tmp_path):
+    command = [sys.executable, '-m', 'p2p_tf.train', '--config=configs/tiny.py',
+               '--dataset=folder', f'--data_dir={pair_folder}', f'--workdir={tmp_path}',
+               '--config.steps=100000', '--config.log_every=1', '--config.checkpoint_every=100000']
+    process = subprocess.Popen(command, cwd=str(REPO), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 120
+        for line in process.stdout:
+            if line.split('/')[0].split() == ['step', '3'] or time.time() > deadline:
+                break
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr[-2000:]
+    assert 'Traceback' not in stderr
+    saved = tf.train.latest_checkpoint(str(tmp_path / 'checkpoints'))
+    assert saved is not None
+    saved_step = int(saved.rsplit('-', 1)[1])
+    assert saved_step >= 3 and f'at step {saved_step}; saved' in stdout
+    resumed = train_folder(pair_folder, tmp_path, steps=saved_step + 1, log_every=1,
+                           checkpoint_every=100000)
+    assert int(resumed.step) == saved_step + 1
