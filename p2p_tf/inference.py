@@ -35,8 +35,8 @@ def load_generator(workdir, checkpoint=None):
     from p2p_tf import training
     if not os.path.isdir(workdir):
         raise UserError(f'workdir {workdir} does not exist')
-    config = config_lib.load(workdir)
     path = checkpoint or latest_checkpoint(workdir)
+    config = config_lib.load(workdir)
     generator = training.build_generator(config)
     status = tf.train.Checkpoint(generator=generator).restore(path)
     status.expect_partial().assert_existing_objects_matched()

@@ -3,6 +3,8 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,7 +19,8 @@ def error_line(result):
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert re.match(r'(p2p_tf\S*|\w+\.py): error: \S', last), result.stderr[-2000:]
+    assert re.match(r'(p2p_tf\.(train|translate)|p2p-(train|translate)): error: \S', last), (
+        result.stderr[-2000:])
     return last
 
 
@@ -126,3 +129,14 @@ def test_resuming_with_a_different_config_is_refused(shared_data, tiny_run):
     line = error_line(result)
     assert 'different config' in line and 'image_size: 32 -> 64' in line
     assert (file_states(workdir / 'checkpoints'), file_states(workdir)) == before
+
+
+def test_console_script_mirrors_the_module(tmp_path):
+    """`p2p-translate` (installed with the package) is the same command as the module."""
+    script = os.path.join(os.path.dirname(sys.executable), 'p2p-translate')
+    assert os.path.exists(script), 'install the package (pip install -e .) to get p2p-translate'
+    result = subprocess.run([script, f'--workdir={tmp_path}', f'--input={tmp_path}',
+                             f'--output={tmp_path / "out"}'], capture_output=True, text=True,
+                            timeout=120)
+    last = error_line(result)
+    assert last.startswith('p2p-translate: error:') and 'no checkpoint' in last

@@ -10,10 +10,12 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from conftest import REPO, tiny_config
 from p2p_tf import losses, training
 from p2p_tf.errors import UserError
+from p2p_tf.progress import Progress
 
 
 def run_state(trainer):
@@ -105,8 +107,12 @@ def test_non_finite_loss_stops_without_saving(pair_folder, tmp_path, monkeypatch
         train_folder(pair_folder, tmp_path, steps=4, checkpoint_every=1)
     assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-2')
     monkeypatch.undo()
-    resumed = train_folder(pair_folder, tmp_path, steps=3, checkpoint_every=1)
+    resumed = train_folder(pair_folder, tmp_path, steps=4, checkpoint_every=1,
+                           keep_checkpoints=2)
     assert all(np.isfinite(np.asarray(v)).all() for v in resumed.generator.variables)
+    # keep_checkpoints=2: the older ones are deleted, the newest two stay.
+    assert sorted(name for name in os.listdir(tmp_path / 'checkpoints')
+                  if name.endswith('.index')) == ['ckpt-3.index', 'ckpt-4.index']
 
 
 DETERMINISM_SCRIPT = '''
@@ -167,3 +173,39 @@ def test_sigterm_saves_a_checkpoint_and_the_run_resumes(pair_folder, tmp_path):
     resumed = train_folder(pair_folder, tmp_path, steps=saved_step + 1, log_every=1,
                            checkpoint_every=100000)
     assert int(resumed.step) == saved_step + 1
+
+
+def test_a_truncated_image_is_named(pair_folder, tmp_path):
+    bad = pair_folder / 'train' / '7.jpg'
+    noise = np.random.default_rng(0).integers(0, 256, (40, 80, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(bad, quality=95)
+    data = bad.read_bytes()
+    bad.write_bytes(data[:len(data) // 2])  # The header survives; the data does not.
+    with pytest.raises(UserError, match=f'cannot decode image {bad}'):
+        train_folder(pair_folder, tmp_path / 'run', steps=1)
+
+
+def test_grayscale_input_to_color_output(pair_folder, tmp_path):
+    trainer = train_folder(pair_folder, tmp_path, steps=1, input_channels=1, sample_every=1)
+    assert trainer.generator.input_shape[-1] == 1 and trainer.generator.output_shape[-1] == 3
+    assert trainer.discriminator.input_shape[0][-1] == 1
+
+
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_lines_elsewhere():
+    terminal = FakeTerminal()
+    bar = Progress(total_steps=10, start_step=0, batch_size=2, log_every=5, stream=terminal)
+    bar.update(10, {'gen_l1': 0.25})
+    assert terminal.getvalue().startswith('\r[' + '#' * 30 + ']')
+    assert 'step 10/10 gen_l1=0.2500' in terminal.getvalue() and 'img/s ETA 00:00' in (
+        terminal.getvalue())
+    log = io.StringIO()
+    lines = Progress(total_steps=10, start_step=0, batch_size=2, log_every=5, stream=log)
+    for step in range(1, 11):
+        lines.update(step, {'gen_l1': 0.25})
+    assert [line.split()[1] for line in log.getvalue().splitlines()] == ['5/10', '10/10']
+    assert '\r' not in log.getvalue()
