@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, images, input_pipeline, preprocessing
+from p2p_tf import datasets, images, input_pipeline, models, preprocessing
 from p2p_tf.errors import UserError, op_error_reason
 
 MODES = ('paper', 'eval')
@@ -32,12 +32,11 @@ def latest_checkpoint(workdir):
 def load_generator(workdir, checkpoint=None):
     """Rebuilds the generator of the run in `workdir` from its config.json and restores its
     weights from `checkpoint` (default: the latest). Returns (generator, config)."""
-    from p2p_tf import training
     if not os.path.isdir(workdir):
         raise UserError(f'workdir {workdir} does not exist')
     path = checkpoint or latest_checkpoint(workdir)
     config = config_lib.load(workdir)
-    generator = training.build_generator(config)
+    generator = models.generator_from_config(config)
     status = tf.train.Checkpoint(generator=generator).restore(path)
     status.expect_partial().assert_existing_objects_matched()
     return generator, config

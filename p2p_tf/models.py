@@ -7,6 +7,8 @@ Both networks take images of any height and width (multiples of 2**depth for the
 
 import keras
 
+from p2p_tf import config as config_lib
+
 # Paper appendix 6.1: "All ReLUs in the encoder are leaky, with slope 0.2" (Keras' default is 0.3).
 LEAKY_RELU_SLOPE = 0.2
 
@@ -25,9 +27,10 @@ def batch_norm():
 def downsample(filters, size, apply_norm=True, strides=2):
     """Conv (stride 2) -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
     block = keras.Sequential()
-    # A normalised conv needs no bias: BatchNorm's beta takes its place.
+    # No bias, as in the tutorial and the authors' encoder: BatchNorm's beta takes its place.
+    # (A biased conv + LeakyReLU also trips a TensorFlow graph-rewrite error on CPU.)
     block.add(keras.layers.Conv2D(filters, size, strides=strides, padding='same',
-                                  kernel_initializer=conv_initializer(), use_bias=not apply_norm))
+                                  kernel_initializer=conv_initializer(), use_bias=False))
     if apply_norm:
         block.add(batch_norm())
     block.add(keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE))
@@ -121,3 +124,19 @@ def receptive_field(num_layers):
     for _ in range(num_layers):
         size = 2 * size + 2  # A stride-2 4x4 conv.
     return size
+
+
+def generator_from_config(config):
+    """The U-Net a resolved config describes (its depth follows config.image_size)."""
+    return unet_generator(
+        depth=config_lib.unet_depth(config.image_size), input_channels=config.input_channels,
+        output_channels=config.output_channels, base_filters=config.generator_filters,
+        dropout_rate=config.dropout_rate)
+
+
+def discriminator_from_config(config):
+    """The PatchGAN with the receptive field config.patch_size."""
+    return patchgan_discriminator(
+        num_layers=config_lib.PATCH_SIZES[config.patch_size],
+        input_channels=config.input_channels, target_channels=config.output_channels,
+        base_filters=config.discriminator_filters)

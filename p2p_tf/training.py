@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, images, input_pipeline, losses, models
+from p2p_tf import datasets, images, inference, input_pipeline, losses, models
 from p2p_tf.errors import UserError
 from p2p_tf.progress import Progress
 
@@ -49,20 +49,6 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                     decay_steps=self.decay_steps)
 
 
-def build_generator(config):
-    return models.unet_generator(
-        depth=config_lib.unet_depth(config.image_size), input_channels=config.input_channels,
-        output_channels=config.output_channels, base_filters=config.generator_filters,
-        dropout_rate=config.dropout_rate)
-
-
-def build_discriminator(config):
-    return models.patchgan_discriminator(
-        num_layers=config_lib.PATCH_SIZES[config.patch_size],
-        input_channels=config.input_channels, target_channels=config.output_channels,
-        base_filters=config.discriminator_filters)
-
-
 def rng_states(model):
     """The dropout layers' seed-generator states. tf.train.Checkpoint does not reach them
     through the Keras model, so the checkpoint names them explicitly."""
@@ -77,8 +63,8 @@ class Trainer:
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
         with self.strategy.scope():
-            self.generator = build_generator(config)
-            self.discriminator = build_discriminator(config)
+            self.generator = models.generator_from_config(config)
+            self.discriminator = models.discriminator_from_config(config)
             schedule = LinearDecay(config.learning_rate, total_steps, decay_steps)
             self.generator_optimizer, self.discriminator_optimizer = (
                 keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2)
@@ -176,7 +162,6 @@ class StopSignal:
 def image_grid(generator, inputs, targets):
     """Rows of input | target | output, float [n, S, 3S, 3] in [-1, 1]; the output comes from a
     paper-mode call (dropout on, batch statistics), as at test time in the paper."""
-    from p2p_tf import inference
     return images.side_by_side(inputs, targets, inference.generate(generator, inputs, 'paper'))
 
 
@@ -216,7 +201,7 @@ def train(config, workdir, data_dir=None, stream=None):
             sample_paths, config, batch_size=len(sample_paths)).get_single_element()
     # Samples come from a copy of the generator so that drawing them never touches the state
     # of the one being trained (BatchNorm statistics, dropout RNG).
-    sampler = build_generator(config)
+    sampler = models.generator_from_config(config)
     writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
     try:
         dataset = input_pipeline.train_dataset(train_paths, config,

@@ -1,6 +1,7 @@
 """Inference: restoring a run's generator, the two inference modes, translating files."""
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -9,7 +10,7 @@ from PIL import Image
 
 from conftest import tiny_config, write_pairs
 from p2p_tf import config as config_lib
-from p2p_tf import inference, training
+from p2p_tf import inference, models
 from p2p_tf.errors import UserError
 
 
@@ -34,7 +35,7 @@ def run_dir(tmp_path_factory):
     workdir = tmp_path_factory.mktemp('run')
     config = tiny_config()
     config_lib.save(config, str(workdir))
-    generator = training.build_generator(config)
+    generator = models.generator_from_config(config)
     randomize(generator)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator),
                                          str(workdir / 'checkpoints'), max_to_keep=1)
@@ -151,9 +152,11 @@ def test_workdir_without_checkpoints_is_an_error(tmp_path):
     assert str(tmp_path / 'checkpoints') in str(error.value)
 
 
-def test_workdir_without_config_is_an_error(tmp_path):
+def test_workdir_without_config_is_an_error(run_dir, tmp_path):
+    workdir = tmp_path / 'checkpoints_only'
+    shutil.copytree(os.path.join(run_dir[0], 'checkpoints'), workdir / 'checkpoints')
     with pytest.raises(UserError, match='config.json'):
-        inference.load_generator(str(tmp_path))
+        inference.load_generator(str(workdir))
     with pytest.raises(UserError, match='does not exist'):
         inference.load_generator(str(tmp_path / 'missing'))
 

@@ -126,8 +126,8 @@ def test_first_and_bottleneck_encoder_blocks_have_no_batch_norm():
     has_norm = [any(isinstance(layer, keras.layers.BatchNormalization) for layer in block.layers)
                 for block in encoder]
     assert has_norm == [False, True, True, True, True, False]
-    # A conv followed by BatchNorm has no bias (beta replaces it); the others keep theirs.
-    assert [block.layers[0].use_bias for block in encoder] == [not norm for norm in has_norm]
+    # No encoder conv has a bias, as in the tutorial and the authors' code.
+    assert not any(block.layers[0].use_bias for block in encoder)
 
 
 def test_discriminator_first_block_has_no_batch_norm():
