@@ -18,29 +18,37 @@ class Progress:
     `log_every` steps and at the last step.
     """
 
-    def __init__(self, total_steps, start_step, batch_size, log_every, stream=None):
+    def __init__(self, total_steps, batch_size, log_every, stream=None):
         self.stream = stream or sys.stdout
         self.interactive = self.stream.isatty()
         self.total_steps = total_steps
         self.batch_size = batch_size
         self.log_every = log_every
-        self.start_step = start_step
-        self.start_time = time.perf_counter()
+        # Speed is measured from the first step shown, so tracing and warm-up do not count.
+        self.first_step = None
+        self.first_time = None
         self.last_draw = 0.0
 
     def images_per_second(self, step):
-        elapsed = time.perf_counter() - self.start_time
-        return (step - self.start_step) * self.batch_size / elapsed if elapsed > 0 else 0.0
+        if self.first_step is None or step == self.first_step:
+            return 0.0
+        elapsed = time.perf_counter() - self.first_time
+        return (step - self.first_step) * self.batch_size / elapsed if elapsed > 0 else 0.0
 
     def line(self, step, losses):
         rate = self.images_per_second(step)
-        remaining = (self.total_steps - step) * self.batch_size / rate if rate > 0 else 0.0
         width = len(str(self.total_steps))
         loss_text = ' '.join(f'{name}={value:.4f}' for name, value in losses.items())
-        return (f'step {step:>{width}}/{self.total_steps} {loss_text} '
-                f'{rate:.2f} img/s ETA {format_duration(remaining)}')
+        if rate > 0:
+            remaining = (self.total_steps - step) * self.batch_size / rate
+            speed = f'{rate:.2f} img/s ETA {format_duration(remaining)}'
+        else:
+            speed = '-- img/s ETA --:--'
+        return f'step {step:>{width}}/{self.total_steps} {loss_text} {speed}'
 
     def update(self, step, losses):
+        if self.first_step is None:
+            self.first_step, self.first_time = step, time.perf_counter()
         last = step >= self.total_steps
         if self.interactive:
             now = time.perf_counter()

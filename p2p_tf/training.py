@@ -184,21 +184,19 @@ def train(config, workdir, data_dir=None, stream=None):
     manager = tf.train.CheckpointManager(
         trainer.checkpoint, os.path.join(workdir, 'checkpoints'),
         max_to_keep=config.keep_checkpoints, step_counter=trainer.step)
-    progress = Progress(total_steps, 0, config.batch_size, config.log_every, stream)
+    progress = Progress(total_steps, config.batch_size, config.log_every, stream)
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         progress.message(f'resumed from {manager.latest_checkpoint} at step {int(trainer.step)}')
     start_step = int(trainer.step)
-    progress.start_step = start_step
     if start_step >= total_steps:
         progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
         return trainer
     progress.message(f'training {config.dataset} ({config.direction}, {len(train_paths)} pairs) '
                      f'for {total_steps} steps of batch {config.batch_size}; workdir {workdir}')
 
-    with tf.device('/cpu:0'):
-        sample_inputs, sample_targets = input_pipeline.eval_dataset(
-            sample_paths, config, batch_size=len(sample_paths)).get_single_element()
+    sample_inputs, sample_targets = input_pipeline.eval_dataset(
+        sample_paths, config, batch_size=len(sample_paths)).get_single_element()
     # Samples come from a copy of the generator so that drawing them never touches the state
     # of the one being trained (BatchNorm statistics, dropout RNG).
     sampler = models.generator_from_config(config)

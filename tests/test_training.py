@@ -196,15 +196,21 @@ class FakeTerminal(io.StringIO):
         return True
 
 
-def test_progress_bar_on_a_terminal_and_lines_elsewhere():
+def test_progress_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
+    clock = iter([100.0, 100.0, 104.0, 104.0])
+    monkeypatch.setattr('time.perf_counter', lambda: next(clock))
     terminal = FakeTerminal()
-    bar = Progress(total_steps=10, start_step=0, batch_size=2, log_every=5, stream=terminal)
-    bar.update(10, {'gen_l1': 0.25})
-    assert terminal.getvalue().startswith('\r[' + '#' * 30 + ']')
-    assert 'step 10/10 gen_l1=0.2500' in terminal.getvalue() and 'img/s ETA 00:00' in (
-        terminal.getvalue())
+    bar = Progress(total_steps=10, batch_size=2, log_every=5, stream=terminal)
+    bar.update(5, {'gen_l1': 0.5})  # The first step shown starts the clock.
+    bar.update(9, {'gen_l1': 0.25})  # 4 steps of 2 images in 4 s; 1 step left.
+    drawn = terminal.getvalue()
+    assert drawn.startswith('\r[' + '#' * 15 + '.' * 15 + '] step  5/10 gen_l1=0.5000 -- img/s')
+    assert drawn.endswith('\r[' + '#' * 27 + '.' * 3 + '] step  9/10 gen_l1=0.2500 '
+                          '2.00 img/s ETA 00:01\x1b[K')
+
     log = io.StringIO()
-    lines = Progress(total_steps=10, start_step=0, batch_size=2, log_every=5, stream=log)
+    lines = Progress(total_steps=10, batch_size=2, log_every=5, stream=log)
+    monkeypatch.setattr('time.perf_counter', lambda: 0.0)
     for step in range(1, 11):
         lines.update(step, {'gen_l1': 0.25})
     assert [line.split()[1] for line in log.getvalue().splitlines()] == ['5/10', '10/10']
