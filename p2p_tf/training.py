@@ -220,6 +220,9 @@ def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, 
     config = trainer.config
     dataset = trainer.strategy.experimental_distribute_dataset(dataset)
     step = int(trainer.step)
+    # Losses are shown and logged as means over the steps since the last log line: a single
+    # batch-1 step is too noisy to read a trend from.
+    sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
     with StopSignal() as stop, writer.as_default():
         for inputs, targets in dataset:
             values = {k: float(v) for k, v in trainer.train_step(inputs, targets).items()}
@@ -229,10 +232,13 @@ def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, 
                 last = manager.latest_checkpoint or 'none written yet'
                 raise TrainingError(f'non-finite loss at step {step} ({bad}); stopped without '
                                     f'saving. Last good checkpoint: {last}')
-            progress.update(step, values)
+            sums, count = {k: sums[k] + values[k] for k in LOSS_NAMES}, count + 1
+            means = {k: total / count for k, total in sums.items()}
+            progress.update(step, means)
             if step % config.log_every == 0 or step == total_steps:
-                for name, value in values.items():
+                for name, value in means.items():
                     tf.summary.scalar(f'loss/{name}', value, step=step)
+                sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
                 tf.summary.scalar('learning_rate',
                                   trainer.generator_optimizer.learning_rate, step=step)
                 tf.summary.scalar('images_per_second', progress.images_per_second(step), step=step)

@@ -215,3 +215,18 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
         lines.update(step, {'gen_l1': 0.25})
     assert [line.split()[1] for line in log.getvalue().splitlines()] == ['5/10', '10/10']
     assert '\r' not in log.getvalue()
+
+
+def test_logged_losses_are_means_over_the_log_interval(pair_folder, tmp_path, monkeypatch):
+    seen = []
+    original = training.Trainer.train_step
+
+    def recording_step(self, inputs, targets):
+        values = original(self, inputs, targets)
+        seen.append(float(values['gen_l1']))
+        return values
+
+    monkeypatch.setattr(training.Trainer, 'train_step', recording_step)
+    train_folder(pair_folder, tmp_path, steps=4, log_every=2)
+    logged = read_scalars(tmp_path, 'loss/gen_l1')
+    np.testing.assert_allclose(logged, [np.mean(seen[:2]), np.mean(seen[2:])], rtol=1e-6)
