@@ -5,10 +5,11 @@
     python -m p2p_tf.translate --workdir=runs/quick --paired \
         --input=../shared/datasets/facades/val --output=runs/quick/val
 
-2,000 steps (5 epochs) at about 10 images/s on a 2-core CPU: roughly 4 minutes. The L1 term
-falls from about 0.35 to about 0.2 and the translated facades show walls, windows and
-floors in the right places, blurry at this size and length. Leave out --data_dir to download
-facades.tar.gz (29 MB) from the pix2pix authors' server instead.
+8,000 steps (20 epochs) at about 35 images/s on a 2-core CPU: about 4 minutes. The L1 term
+(mean over each 400 steps) goes from 0.316 to 0.299, and the translated validation facades
+show walls, windows and floors where the labels put them, blurry and grayish at this size and
+length. Leave out --data_dir to download facades.tar.gz (29 MB) from the pix2pix authors'
+server instead.
 """
 
 from p2p_tf.config import get_config as paper_config
@@ -20,8 +21,8 @@ def get_config():
     config.load_size = 72
     config.generator_filters = 32
     config.discriminator_filters = 32
-    config.steps = 2000
-    config.log_every = 100
-    config.sample_every = 500
-    config.checkpoint_every = 500
+    config.steps = 8000
+    config.log_every = 400
+    config.sample_every = 2000
+    config.checkpoint_every = 2000
     return config
