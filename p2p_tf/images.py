@@ -24,8 +24,7 @@ def write_png(image, path):
     tf.io.write_file(path, tf.io.encode_png(image))
 
 
-def read_image(path, channels):
-    """Image file -> uint8 numpy [H, W, channels] (RGB files become gray only when asked)."""
+def read_image(path):
+    """Image file -> uint8 numpy [H, W, C] with the file's own channel count (1-4)."""
     contents = tf.io.read_file(path)
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    return np.asarray(preprocessing.to_channels(image, channels))
+    return np.asarray(tf.io.decode_image(contents, expand_animations=False))

@@ -8,6 +8,7 @@ Two inference modes:
 """
 
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -61,15 +62,96 @@ def generate(generator, inputs, mode='paper'):
     return outputs
 
 
-def translate_array(generator, image, image_size, mode='paper'):
-    """uint8 [H, W, C_in] -> uint8 [H, W, C_out]: resized to image_size and back."""
+FITS = ('pad', 'resize')
+
+
+def translate_image(generator, image, image_size, fit='pad', mode='paper', tile_size=1024,
+                    tile_overlap=128):
+    """uint8 [H, W, C_in] of any size -> uint8 [H, W, C_out].
+
+    fit='pad': mirror-pad to a multiple of 2**depth (depth = log2(image_size)), translate at
+    the image's own scale and crop back; an image with a side longer than tile_size is
+    translated in overlapping tiles of tile_size, blended with linear ramps over tile_overlap
+    pixels, so memory is bounded by the tile (tile_size=0: never tile).
+    fit='resize': resize to image_size x image_size, translate, resize back (the training
+    scale, whatever the input's scale).
+    """
+    if fit not in FITS:
+        raise UserError(f'fit must be one of {FITS}, got {fit!r}')
     height, width = image.shape[:2]
-    resized = preprocessing.to_unit_range(preprocessing.resize(image, image_size))
-    output = preprocessing.to_uint8(generate(generator, resized[tf.newaxis], mode)[0])
-    if (height, width) != (image_size, image_size):
-        output = tf.image.resize(output, [height, width], method='bilinear', antialias=True)
-        output = tf.cast(tf.clip_by_value(tf.round(output), 0, 255), tf.uint8)
-    return np.asarray(output)
+    if fit == 'resize':
+        source = preprocessing.to_unit_range(preprocessing.resize(image, image_size))
+        output = preprocessing.to_uint8(generate(generator, source[tf.newaxis], mode)[0])
+        return np.asarray(preprocessing.resize(output, (height, width)))
+    multiple = 2 ** config_lib.unet_depth(image_size)
+    padded, window = preprocessing.pad_to_multiple(
+        preprocessing.to_unit_range(image)[tf.newaxis], multiple)
+    if tile_size and max(height, width) > tile_size:
+        if tile_size % multiple:
+            raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
+        output = translate_tiles(generator, padded, tile_size, tile_overlap, mode)
+    else:
+        output = generate(generator, padded, mode)
+    return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(output, window))[0])
+
+
+def tile_starts(length, tile, overlap):
+    """Start offsets of tiles of `tile` pixels covering [0, length), overlapping by at least
+    `overlap` pixels, spread evenly."""
+    if length <= tile:
+        return [0]
+    count = -(-(length - overlap) // (tile - overlap))
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+
+def blend_window(height, width, ramp):
+    """[height, width, 1] weights rising linearly over `ramp` pixels from each edge."""
+    def axis(length):
+        distance = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
+        return np.clip(distance / max(ramp, 1), 1e-3, 1.0)
+    return (axis(height)[:, None] * axis(width)[None, :])[..., None].astype(np.float32)
+
+
+def translate_tiles(generator, padded, tile_size, overlap, mode):
+    """[1, H, W, C] in [-1, 1] (H, W multiples of 2**depth) -> [1, H, W, C_out], translated
+    tile by tile; each output pixel is the weighted mean of the tiles covering it."""
+    _, height, width, _ = padded.shape
+    if overlap >= tile_size:
+        raise UserError(f'tile_overlap ({overlap}) must be smaller than tile_size ({tile_size})')
+    total, weights = None, np.zeros([height, width, 1], np.float32)
+    for top in tile_starts(height, tile_size, overlap):
+        for left in tile_starts(width, tile_size, overlap):
+            tile = padded[:, top:top + tile_size, left:left + tile_size]
+            output = np.asarray(generate(generator, tile, mode))[0]
+            if total is None:
+                total = np.zeros([height, width, output.shape[-1]], np.float32)
+            window = blend_window(output.shape[0], output.shape[1], overlap)
+            total[top:top + output.shape[0], left:left + output.shape[1]] += output * window
+            weights[top:top + output.shape[0], left:left + output.shape[1]] += window
+    return (total / weights)[np.newaxis]
+
+
+class ChannelMismatch(UserError):
+    """An input's channel count differs from the model's and conversion was not asked for."""
+
+
+def match_channels(image, channels, convert=False):
+    """uint8 [H, W, C] -> [H, W, channels]. A different channel count is an error unless
+    convert=True: then RGB(A) becomes gray with the luma weights, gray becomes RGB by
+    repetition, and alpha is dropped."""
+    have = image.shape[-1]
+    if have == channels:
+        return image
+    if not convert:
+        raise ChannelMismatch(f'the image has {have} channel(s) and the model takes {channels}; '
+                              'pass --convert_channels to convert it')
+    if have in (2, 4):
+        image, have = image[..., :have - 1], have - 1
+    if have == channels:
+        return image
+    if channels == 1:
+        return np.asarray(tf.image.rgb_to_grayscale(image))
+    return np.repeat(image, channels, axis=-1)
 
 
 def input_files(path):
@@ -89,35 +171,41 @@ def output_path(output_dir, path):
     return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + '.png')
 
 
-def translate_files(workdir, input_path, output_dir, paired=False, mode='paper',
-                    checkpoint=None):
-    """Translates an image or a folder of images with the run in `workdir`; returns the
-    written paths.
+def translate_files(workdir, input_path, output_dir, paired=False, mode='paper', fit='pad',
+                    tile_size=1024, tile_overlap=128, convert_channels=False, checkpoint=None,
+                    warn=None):
+    """Translates an image file or a folder of them with the run in `workdir` into PNGs in
+    `output_dir`. Returns (written paths, [(skipped path, reason), ...]).
 
-    paired=False: each file is a source image (any size; translated at the training size and
-    resized back). paired=True: each file is a side-by-side pair in the dataset's layout and the
-    output is an input | output | target strip at the training size.
+    paired=False: each file is a source image of any size, translated as `translate_image`
+    does (fit, tile_size, tile_overlap). paired=True: each file is a side-by-side pair in the
+    dataset's layout; the output is an input | output | target strip at the training size.
+    A file that cannot be read is skipped and reported through warn(message) (default: print
+    to stderr); the others are still translated.
     """
+    warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
     generator, config = load_generator(workdir, checkpoint)
     files = input_files(input_path)
-    if paired:
-        datasets.check_pairs(files, min_side=1)
     os.makedirs(output_dir, exist_ok=True)
-    written = []
+    written, skipped = [], []
     for path in files:
-        # A file whose header is fine (check_pairs) can still fail to decode, e.g. when truncated.
         try:
             if paired:
+                datasets.check_pairs([path], min_side=1)
                 (source, target), = input_pipeline.eval_dataset([path], config).take(1)
+                output = images.side_by_side(source, generate(generator, source, mode), target)[0]
             else:
-                image = images.read_image(path, config.input_channels)
-        except tf.errors.OpError as e:
-            raise UserError(f'cannot decode image {path}: {op_error_reason(e)}') from None
-        if paired:
-            strip = images.side_by_side(source, generate(generator, source, mode), target)[0]
-            images.write_png(strip, output_path(output_dir, path))
-        else:
-            images.write_png(translate_array(generator, image, config.image_size, mode),
-                             output_path(output_dir, path))
+                image = match_channels(images.read_image(path), config.input_channels,
+                                       convert_channels)
+                output = translate_image(generator, image, config.image_size, fit, mode,
+                                         tile_size, tile_overlap)
+        except ChannelMismatch as e:
+            raise UserError(f'{path}: {e}') from None  # The next files would fail alike.
+        except (tf.errors.OpError, UserError) as e:
+            reason = op_error_reason(e) if isinstance(e, tf.errors.OpError) else str(e)
+            warn(f'warning: skipping {path}: {reason}')
+            skipped.append((path, reason))
+            continue
+        images.write_png(output, output_path(output_dir, path))
         written.append(output_path(output_dir, path))
-    return written
+    return written, skipped

@@ -30,10 +30,12 @@ def to_channels(image, channels):
 
 
 def resize(image, size):
-    """uint8 [H, W, C] -> uint8 [size, size, C]; bilinear, antialiased when shrinking."""
+    """uint8 [..., H, W, C] -> uint8 [..., size, size, C] (or [..., height, width, C] for
+    size=(height, width)); bilinear, antialiased when shrinking."""
     # Bilinear rather than the tutorial's nearest neighbour: enlarging 256 -> 286 by repeating
     # rows leaves a regular stripe pattern that the discriminator can learn to look for.
-    resized = tf.image.resize(image, [size, size], method='bilinear', antialias=True)
+    size = [size, size] if isinstance(size, int) else list(size)
+    resized = tf.image.resize(image, size, method='bilinear', antialias=True)
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
@@ -60,3 +62,32 @@ def to_unit_range(image):
 def to_uint8(image):
     """float [..., C] in [-1, 1] -> uint8 in [0, 255], rounded and clipped."""
     return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0, 255), tf.uint8)
+
+
+def reflect_indices(size, before, after):
+    """Indices into [0, size) of a mirror padding (no edge repeat) of `before` and `after`
+    extra positions; unlike tf.pad's REFLECT mode, the padding may exceed the size."""
+    positions = tf.range(-before, size + after)
+    period = tf.maximum(2 * (size - 1), 1)
+    folded = tf.math.floormod(positions, period)
+    return tf.minimum(tf.where(folded < size, folded, period - folded), size - 1)
+
+
+def pad_to_multiple(images, multiple):
+    """Mirror-pads [batch, H, W, C] images on all sides, split evenly, so H and W become
+    multiples of `multiple`. Returns (padded, (top, left, H, W)) for `crop_padding`. Works on
+    dynamic shapes inside a tf.function."""
+    shape = tf.shape(images)
+    height, width = shape[1], shape[2]
+    pad_height = (multiple - height % multiple) % multiple
+    pad_width = (multiple - width % multiple) % multiple
+    top, left = pad_height // 2, pad_width // 2
+    images = tf.gather(images, reflect_indices(height, top, pad_height - top), axis=1)
+    images = tf.gather(images, reflect_indices(width, left, pad_width - left), axis=2)
+    return images, (top, left, height, width)
+
+
+def crop_padding(images, window):
+    """Undoes `pad_to_multiple`: [batch, H', W', C] -> [batch, H, W, C]."""
+    top, left, height, width = window
+    return images[:, top:top + height, left:left + width]

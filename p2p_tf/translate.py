@@ -1,8 +1,9 @@
 """Translate images with a trained run:
 `python -m p2p_tf.translate --workdir=runs/facades --input=IMAGE_OR_FOLDER --output=DIR`.
 
-Each input is a source image (no target half) of any size; `--paired` takes side-by-side
-pairs and writes input | output | target strips.
+Each input is a source image (no target half) of any size and aspect ratio; `--paired` takes
+side-by-side pairs and writes input | output | target strips. Unreadable files are skipped
+with a warning; the command then exits with status 2 after translating the rest.
 """
 
 from absl import flags
@@ -19,14 +20,30 @@ _MODE = flags.DEFINE_enum('mode', 'paper', ['paper', 'eval'],
                           'paper: dropout and batch statistics as in the paper; eval: '
                           'deterministic Keras inference mode.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path (default: latest).')
+_FIT = flags.DEFINE_enum('fit', 'pad', ['pad', 'resize'],
+                         'pad: mirror-pad to a multiple of 2**depth, translate at the image\'s '
+                         'own scale, crop back; resize: resize to the training size and back.')
+_TILE_SIZE = flags.DEFINE_integer('tile_size', 1024, 'With --fit=pad, images with a longer '
+                                  'side are translated in overlapping tiles of this size '
+                                  '(a multiple of 2**depth); 0: never tile.')
+_TILE_OVERLAP = flags.DEFINE_integer('tile_overlap', 128, 'Overlap of neighbouring tiles, '
+                                     'blended linearly.')
+_CONVERT_CHANNELS = flags.DEFINE_boolean('convert_channels', False, 'Convert inputs whose '
+                                         'channel count differs from the model\'s (RGB <-> '
+                                         'gray, alpha dropped) instead of stopping.')
 
 
 def main():
     from p2p_tf import inference
-    written = inference.translate_files(_WORKDIR.value, _INPUT.value, _OUTPUT.value,
-                                        paired=_PAIRED.value, mode=_MODE.value,
-                                        checkpoint=_CHECKPOINT.value)
+    from p2p_tf.errors import UserError
+    written, skipped = inference.translate_files(
+        _WORKDIR.value, _INPUT.value, _OUTPUT.value, paired=_PAIRED.value, mode=_MODE.value,
+        fit=_FIT.value, tile_size=_TILE_SIZE.value, tile_overlap=_TILE_OVERLAP.value,
+        convert_channels=_CONVERT_CHANNELS.value, checkpoint=_CHECKPOINT.value)
     print(f'wrote {len(written)} image(s) to {_OUTPUT.value}')
+    if skipped:
+        raise UserError(f'{len(skipped)} of {len(written) + len(skipped)} input(s) could not be '
+                        'translated (warnings above)')
 
 
 def run():

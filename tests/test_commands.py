@@ -140,3 +140,20 @@ def test_console_script_mirrors_the_module(tmp_path):
                             timeout=120)
     last = error_line(result)
     assert last.startswith('p2p-translate: error:') and 'no checkpoint' in last
+
+
+def test_translate_skips_a_corrupt_file_and_exits_2_at_the_end(shared_data, tiny_run, tmp_path):
+    workdir, _ = tiny_run
+    inputs = tmp_path / 'inputs'
+    inputs.mkdir()
+    with Image.open(shared_data / 'facades' / 'val' / '2.jpg') as pair:
+        pair.crop((256, 0, 512, 256)).resize((300, 500)).save(inputs / 'a.png')
+    (inputs / 'b.jpg').write_bytes(b'\xff\xd8 not really a jpeg')
+    out = tmp_path / 'out'
+    result = run_command('p2p_tf.translate', f'--workdir={workdir}', f'--input={inputs}',
+                         f'--output={out}', '--mode=eval')
+    assert error_line(result).endswith('1 of 2 input(s) could not be translated (warnings above)')
+    assert f'warning: skipping {inputs / "b.jpg"}' in result.stderr
+    assert 'wrote 1 image(s)' in result.stdout
+    with Image.open(out / 'a.png') as output:
+        assert output.size == (300, 500)
