@@ -31,10 +31,18 @@ def latest_checkpoint(workdir):
 
 
 def load_generator(workdir, checkpoint=None):
-    """Rebuilds the generator of the run in `workdir` from its config.json and restores its
-    weights from `checkpoint` (default: the latest). Returns (generator, config)."""
+    """Rebuilds the generator of a training run from its config.json and restores its weights.
+    Returns (generator, config).
+
+    workdir: the run's workdir, or one of its checkpoints (WORKDIR/checkpoints/ckpt-N);
+    checkpoint: a checkpoint to restore instead of the latest.
+    """
+    if os.path.exists(workdir + '.index'):
+        workdir, checkpoint = os.path.dirname(os.path.dirname(workdir)), workdir
     if not os.path.isdir(workdir):
         raise UserError(f'workdir {workdir} does not exist')
+    if checkpoint and not os.path.exists(checkpoint + '.index'):
+        raise UserError(f'no checkpoint {checkpoint} (expected {checkpoint}.index)')
     path = checkpoint or latest_checkpoint(workdir)
     config = config_lib.load(workdir)
     generator = models.generator_from_config(config)

@@ -267,3 +267,15 @@ def test_a_channel_mismatch_stops_at_the_first_file(run_dir, tmp_path):
     write_image(folder / '1.png', 16, 16, channels=1)
     with pytest.raises(UserError, match='1.png: the image has 1 channel'):
         inference.translate_files(str(run_dir[0]), str(folder), str(tmp_path / 'out'))
+
+
+def test_load_generator_from_a_checkpoint_path(run_dir, tmp_path):
+    workdir, saved = run_dir
+    path = tf.train.latest_checkpoint(str(workdir / 'checkpoints'))
+    generator, config = inference.load_generator(path)
+    assert config.image_size == 32
+    for expected, actual in zip(saved.variables, generator.variables):
+        if 'seed_generator' not in expected.path:
+            np.testing.assert_array_equal(expected, actual)
+    with pytest.raises(UserError, match='no checkpoint .*ckpt-99'):
+        inference.load_generator(str(workdir), checkpoint=str(workdir / 'checkpoints' / 'ckpt-99'))
