@@ -60,14 +60,23 @@ def generate(generator, inputs, mode='paper'):
         raise UserError(f'mode must be one of {MODES}, got {mode!r}')
     if mode == 'eval':
         return generator(inputs, training=False)
-    # A training-mode call also moves BatchNorm's averages; put them back afterwards so that
-    # paper-mode calls never change what an eval-mode call returns.
-    averages = [v for v in generator.non_trainable_variables if 'moving_' in v.path]
-    saved = [v.numpy() for v in averages]
-    outputs = generator(inputs, training=True)
-    for variable, value in zip(averages, saved):
-        variable.assign(value)
+    # A plain training-mode call would also move BatchNorm's averages, so paper-mode calls
+    # would change what later eval-mode calls return. The stateless call leaves the model's
+    # variables alone; only the dropout RNG states are advanced, so calls keep varying.
+    outputs, non_trainable = generator.stateless_call(
+        [v.value for v in generator.trainable_variables],
+        [v.value for v in generator.non_trainable_variables], inputs, training=True)
+    for variable, value in zip(generator.non_trainable_variables, non_trainable):
+        if 'seed_generator_state' in variable.path:
+            variable.assign(value)
     return outputs
+
+
+def generate_any_size(generator, inputs, multiple, mode='paper'):
+    """[batch, H, W, C_in] float32 in [-1, 1], any H and W -> [batch, H, W, C_out]: mirror-pads
+    to multiples of `multiple` (2**depth), generates and crops back. Works in a tf.function."""
+    padded, window = preprocessing.pad_to_multiple(inputs, multiple)
+    return preprocessing.crop_padding(generate(generator, padded, mode), window)
 
 
 FITS = ('pad', 'resize')
@@ -92,15 +101,16 @@ def translate_image(generator, image, image_size, fit='pad', mode='paper', tile_
         output = preprocessing.to_uint8(generate(generator, source[tf.newaxis], mode)[0])
         return np.asarray(preprocessing.resize(output, (height, width)))
     multiple = 2 ** config_lib.unet_depth(image_size)
-    padded, window = preprocessing.pad_to_multiple(
-        preprocessing.to_unit_range(image)[tf.newaxis], multiple)
+    source = preprocessing.to_unit_range(image)[tf.newaxis]
     if tile_size and max(height, width) > tile_size:
         if tile_size % multiple:
             raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
-        output = translate_tiles(generator, padded, tile_size, tile_overlap, mode)
+        padded, window = preprocessing.pad_to_multiple(source, multiple)
+        output = preprocessing.crop_padding(
+            translate_tiles(generator, padded, tile_size, tile_overlap, mode), window)
     else:
-        output = generate(generator, padded, mode)
-    return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(output, window))[0])
+        output = generate_any_size(generator, source, multiple, mode)
+    return np.asarray(preprocessing.to_uint8(output)[0])
 
 
 def tile_starts(length, tile, overlap):
@@ -167,8 +177,7 @@ def input_files(path):
     if os.path.isfile(path):
         return [path]
     if os.path.isdir(path):
-        files = sorted((os.path.join(path, f) for f in os.listdir(path)
-                        if f.lower().endswith(datasets.IMAGE_EXTENSIONS)), key=datasets.natural_key)
+        files = datasets.list_images(path)
         if not files:
             raise UserError(f'no images in {path}')
         return files

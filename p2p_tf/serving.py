@@ -1,0 +1,229 @@
+"""Exporting a trained generator for serving: a SavedModel that translates images of any size,
+and TFLite files (float32, float16, dynamic-range) for images of the training size.
+
+The SavedModel needs only TensorFlow to load (`tf.saved_model.load(export_dir)`) and has three
+signatures:
+- `serving_default`: `images` uint8 [batch, H, W, C_in] in [0, 255], any H and W ->
+  `translated` uint8 [batch, H, W, C_out]. Inside the graph the images are mirror-padded to
+  multiples of 2**depth, translated, and cropped back to H x W.
+- `translate_float`: the same on float32 in [-1, 1].
+- `metadata`: no inputs -> scalar tensors naming the direction, channels, training size, step,
+  inference mode, padding multiple and p2p_tf version. The same values are written as JSON to
+  `assets.extra/p2p_tf_metadata.json` (the SavedModel folder for files the graph does not use).
+
+Exports are written into a temporary folder next to the destination and moved into place only
+when complete, so an interrupted or failed export never leaves a half-written folder, and
+`overwrite` never loses the previous export unless the new one is ready.
+"""
+
+import json
+import os
+import re
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+
+import p2p_tf
+from p2p_tf import config as config_lib
+from p2p_tf import inference, preprocessing
+from p2p_tf.errors import UserError
+
+METADATA_PATH = os.path.join('assets.extra', 'p2p_tf_metadata.json')
+# TFLite files written by `export_tflite`, by quantization.
+TFLITE_FILES = {
+    'float32': 'model_float32.tflite',
+    'float16': 'model_float16.tflite',
+    'dynamic_range': 'model_dynamic_range.tflite',
+}
+# The signatures that translate images; the TFLite files carry both.
+IMAGE_SIGNATURES = ('serving_default', 'translate_float')
+
+
+def checkpoint_step(path):
+    """The training step a checkpoint was saved at: its `step` variable (training.Trainer), or
+    else the number in its name (`ckpt-STEP`); -1 when neither is there."""
+    reader = tf.train.load_checkpoint(path)
+    if reader.has_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'):
+        return int(reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'))
+    match = re.search(r'-(\d+)$', path)
+    return int(match.group(1)) if match else -1
+
+
+def export_metadata(config, step, mode):
+    """What an export says about itself: {name: str or int}."""
+    depth = config_lib.unet_depth(config.image_size)
+    return dict(dataset=config.dataset, direction=config.direction,
+                input_channels=config.input_channels, output_channels=config.output_channels,
+                image_size=config.image_size, multiple=2 ** depth, step=step, mode=mode,
+                p2p_tf_version=p2p_tf.__version__)
+
+
+def translation_function(generator, multiple, mode):
+    """A function [batch, H, W, C_in] float32 in [-1, 1] (any H, W) -> [batch, H, W, C_out] in
+    [-1, 1] that mirror-pads to multiples of `multiple`, runs the generator and crops back."""
+    if mode not in inference.MODES:
+        raise UserError(f'mode must be one of {inference.MODES}, got {mode!r}')
+
+    return lambda images: inference.generate_any_size(generator, images, multiple, mode)
+
+
+def export_archive(generator, metadata, fixed_size=None):
+    """The Keras ExportArchive of the three signatures (see the module docstring). With
+    `fixed_size`, the image signatures take [1, fixed_size, fixed_size, C_in] only."""
+    translate = translation_function(generator, metadata['multiple'], metadata['mode'])
+    input_channels = metadata['input_channels']
+    shape = [1, fixed_size, fixed_size] if fixed_size else [None, None, None]
+
+    def checked(images):
+        # A signature does not check the shape it is called with: without this, a wrong
+        # channel count fails deep inside the generator and a 3-D image can abort the process.
+        return tf.ensure_shape(images, shape + [input_channels])
+
+    def translate_uint8(images):
+        outputs = translate(preprocessing.to_unit_range(checked(images)))
+        return {'translated': preprocessing.to_uint8(outputs)}
+
+    def translate_float(images):
+        return {'translated': translate(checked(images))}
+
+    def metadata_tensors():
+        return {name: tf.constant(value, tf.int64 if isinstance(value, int) else tf.string)
+                for name, value in metadata.items()}
+
+    # An ExportArchive rather than a tf.Module holding the model: it saves the tf.Variables
+    # behind the Keras variables, which the TFLite converter freezes into constants; Keras
+    # variables saved as such stay resource variables that the TFLite model never initialises.
+    archive = keras.export.ExportArchive()
+    archive.track(generator)
+    archive.add_endpoint('serving_default', translate_uint8, input_signature=[
+        tf.TensorSpec(shape + [input_channels], tf.uint8, name='images')])
+    archive.add_endpoint('translate_float', translate_float, input_signature=[
+        tf.TensorSpec(shape + [input_channels], tf.float32, name='images')])
+    archive.add_endpoint('metadata', metadata_tensors, input_signature=[])
+    return archive
+
+
+def write_metadata(metadata, path):
+    """Writes {name: str or int} as JSON to `path`."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(metadata, f, indent=2, sort_keys=True)
+        f.write('\n')
+
+
+def read_metadata(export_dir):
+    """The metadata of an export (SavedModel or TFLite folder), from its JSON file."""
+    for path in (os.path.join(export_dir, METADATA_PATH),
+                 os.path.join(export_dir, os.path.basename(METADATA_PATH))):
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+    raise UserError(f'no {os.path.basename(METADATA_PATH)} in {export_dir}: is it an export?')
+
+
+def write_saved_model(generator, metadata, path, fixed_size=None):
+    """Writes the SavedModel of `generator` with its metadata into the new folder `path`."""
+    export_archive(generator, metadata, fixed_size).write_out(path, verbose=False)
+    write_metadata(metadata, os.path.join(path, METADATA_PATH))
+
+
+def check_destination(export_dir, overwrite):
+    """The absolute path of `export_dir`, or a UserError if it exists and not `overwrite`."""
+    export_dir = os.path.abspath(export_dir)
+    if os.path.lexists(export_dir) and not overwrite:
+        raise UserError(f'{export_dir} already exists; pass --overwrite to replace it')
+    return export_dir
+
+
+def write_atomically(export_dir, overwrite, write):
+    """Calls `write(path)` to fill a new folder next to `export_dir`, then moves it to
+    `export_dir`. An existing `export_dir` is a UserError unless `overwrite`; it is replaced
+    only once the new folder is complete, and no temporary folder is left behind."""
+    export_dir = check_destination(export_dir, overwrite)
+    parent = os.path.dirname(export_dir)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(export_dir)}.tmp-', dir=parent)
+    except OSError as e:
+        raise UserError(f'cannot write into {parent}: {e.strerror}') from None
+    try:
+        new = os.path.join(staging, 'new')
+        write(new)
+        if os.path.lexists(export_dir):
+            old = os.path.join(staging, 'old')
+            os.replace(export_dir, old)
+            try:
+                os.replace(new, export_dir)
+            except OSError:
+                os.replace(old, export_dir)
+                raise
+        else:
+            os.replace(new, export_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return export_dir
+
+
+def load_for_export(workdir, export_dir, mode, checkpoint, overwrite):
+    """(generator, metadata) of the run in `workdir` at `checkpoint` (default: the latest),
+    after checking that `export_dir` may be written."""
+    check_destination(export_dir, overwrite)
+    generator, config = inference.load_generator(workdir, checkpoint)
+    path = checkpoint or inference.latest_checkpoint(workdir)
+    return generator, export_metadata(config, checkpoint_step(path), mode)
+
+
+def export_saved_model(workdir, export_dir, mode='eval', checkpoint=None, overwrite=False):
+    """Exports the generator of the run in `workdir` as a SavedModel in `export_dir` (see the
+    module docstring for its signatures); returns export_dir.
+
+    mode='eval' (default) translates deterministically (no dropout, BatchNorm moving averages);
+    mode='paper' uses dropout and the statistics of each request's batch, as
+    `inference.generate` does, without changing the stored averages.
+    """
+    generator, metadata = load_for_export(workdir, export_dir, mode, checkpoint, overwrite)
+    return write_atomically(export_dir, overwrite,
+                            lambda path: write_saved_model(generator, metadata, path))
+
+
+def convert_to_tflite(saved_model_dir, quantization):
+    """The TFLite flatbuffer (bytes) of a SavedModel's image signatures: 'float32', 'float16'
+    (weights stored as float16) or 'dynamic_range' (weights stored as int8)."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(IMAGE_SIGNATURES))
+    if quantization != 'float32':
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantization == 'float16':
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def export_tflite(workdir, export_dir, mode='eval', checkpoint=None, overwrite=False):
+    """Exports the generator of the run in `workdir` as TFLite files into `export_dir`: one per
+    TFLITE_FILES quantization, plus `p2p_tf_metadata.json`. Returns export_dir.
+
+    Each file has the signatures `serving_default` (uint8) and `translate_float` (float32 in
+    [-1, 1]) on [1, S, S, C_in] images, S the training size (resize other images to it, as
+    `translate --fit=resize` does). A fixed size because a dynamic-range model with dynamic
+    shapes runs its transposed convolutions on a slow path (8 s instead of about 20 ms for a
+    256x256 image on a 2-core CPU); the float models run as fast either way.
+
+    Only mode='eval': paper mode's dropout draws from a random state that every call updates,
+    which a TFLite model does not hold.
+    """
+    if mode != 'eval':
+        raise UserError(f"TFLite exports run in eval mode only, got mode={mode!r}; export "
+                        "paper mode as a SavedModel")
+    generator, metadata = load_for_export(workdir, export_dir, mode, checkpoint, overwrite)
+
+    def write(path):
+        saved_model_dir = os.path.join(path, 'fixed_size_saved_model')
+        write_saved_model(generator, metadata, saved_model_dir, fixed_size=metadata['image_size'])
+        for quantization, filename in TFLITE_FILES.items():
+            with open(os.path.join(path, filename), 'wb') as f:
+                f.write(convert_to_tflite(saved_model_dir, quantization))
+        shutil.rmtree(saved_model_dir)
+        write_metadata(metadata, os.path.join(path, os.path.basename(METADATA_PATH)))
+    return write_atomically(export_dir, overwrite, write)
