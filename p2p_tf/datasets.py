@@ -119,11 +119,16 @@ def split_files(root, split):
     if not os.path.isdir(folder):
         present = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
         raise UserError(f'no split folder {folder} (found: {", ".join(present) or "nothing"})')
-    paths = sorted((os.path.join(folder, f) for f in os.listdir(folder)
-                    if f.lower().endswith(IMAGE_EXTENSIONS)), key=natural_key)
+    paths = list_images(folder)
     if not paths:
         raise UserError(f'no images in {folder}')
     return paths
+
+
+def list_images(folder):
+    """The image files directly in `folder` (by extension), in natural order."""
+    names = (f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+    return sorted((os.path.join(folder, f) for f in names), key=natural_key)
 
 
 def natural_key(path):
