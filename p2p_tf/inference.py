@@ -10,6 +10,7 @@ Two inference modes:
 import os
 import sys
 
+import ml_collections
 import numpy as np
 import tensorflow as tf
 
@@ -82,14 +83,15 @@ def generate_any_size(generator, inputs, multiple, mode='paper'):
 FITS = ('pad', 'resize')
 
 
-def translate_image(generator, image, image_size, fit='pad', mode='paper', tile_size=1024,
-                    tile_overlap=128):
+def translate_image(run, image, image_size, fit='pad', tile_size=1024, tile_overlap=128):
     """uint8 [H, W, C_in] of any size -> uint8 [H, W, C_out].
 
-    fit='pad': mirror-pad to a multiple of 2**depth (depth = log2(image_size)), translate at
-    the image's own scale and crop back; an image with a side longer than tile_size is
-    translated in overlapping tiles of tile_size, blended with linear ramps over tile_overlap
-    pixels, so memory is bounded by the tile (tile_size=0: never tile).
+    run: float32 [1, h, w, C_in] in [-1, 1] -> [1, h, w, C_out], for h and w multiples of
+    2**depth (depth = log2(image_size)), e.g. `lambda x: generate(generator, x, mode)`.
+    fit='pad': mirror-pad to a multiple of 2**depth, translate at the image's own scale and
+    crop back; an image with a side longer than tile_size is translated in overlapping tiles
+    of tile_size, blended with linear ramps over tile_overlap pixels, so memory is bounded by
+    the tile (tile_size=0: never tile).
     fit='resize': resize to image_size x image_size, translate, resize back (the training
     scale, whatever the input's scale).
     """
@@ -98,19 +100,18 @@ def translate_image(generator, image, image_size, fit='pad', mode='paper', tile_
     height, width = image.shape[:2]
     if fit == 'resize':
         source = preprocessing.to_unit_range(preprocessing.resize(image, image_size))
-        output = preprocessing.to_uint8(generate(generator, source[tf.newaxis], mode)[0])
+        output = preprocessing.to_uint8(run(source[tf.newaxis])[0])
         return np.asarray(preprocessing.resize(output, (height, width)))
     multiple = 2 ** config_lib.unet_depth(image_size)
-    source = preprocessing.to_unit_range(image)[tf.newaxis]
+    padded, window = preprocessing.pad_to_multiple(
+        preprocessing.to_unit_range(image)[tf.newaxis], multiple)
     if tile_size and max(height, width) > tile_size:
         if tile_size % multiple:
             raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
-        padded, window = preprocessing.pad_to_multiple(source, multiple)
-        output = preprocessing.crop_padding(
-            translate_tiles(generator, padded, tile_size, tile_overlap, mode), window)
+        output = translate_tiles(run, padded, tile_size, tile_overlap)
     else:
-        output = generate_any_size(generator, source, multiple, mode)
-    return np.asarray(preprocessing.to_uint8(output)[0])
+        output = run(padded)
+    return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(output, window))[0])
 
 
 def tile_starts(length, tile, overlap):
@@ -130,7 +131,7 @@ def blend_window(height, width, ramp):
     return (axis(height)[:, None] * axis(width)[None, :])[..., None].astype(np.float32)
 
 
-def translate_tiles(generator, padded, tile_size, overlap, mode):
+def translate_tiles(run, padded, tile_size, overlap):
     """[1, H, W, C] in [-1, 1] (H, W multiples of 2**depth) -> [1, H, W, C_out], translated
     tile by tile; each output pixel is the weighted mean of the tiles covering it."""
     _, height, width, _ = padded.shape
@@ -140,7 +141,7 @@ def translate_tiles(generator, padded, tile_size, overlap, mode):
     for top in tile_starts(height, tile_size, overlap):
         for left in tile_starts(width, tile_size, overlap):
             tile = padded[:, top:top + tile_size, left:left + tile_size]
-            output = np.asarray(generate(generator, tile, mode))[0]
+            output = np.asarray(run(tile))[0]
             if total is None:
                 total = np.zeros([height, width, output.shape[-1]], np.float32)
             window = blend_window(output.shape[0], output.shape[1], overlap)
@@ -188,41 +189,94 @@ def output_path(output_dir, path):
     return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + '.png')
 
 
-def translate_files(workdir, input_path, output_dir, paired=False, mode='paper', fit='pad',
-                    tile_size=1024, tile_overlap=128, convert_channels=False, checkpoint=None,
-                    warn=None):
-    """Translates an image file or a folder of them with the run in `workdir` into PNGs in
-    `output_dir`. Returns (written paths, [(skipped path, reason), ...]).
+def is_export(path):
+    return os.path.isfile(os.path.join(path, 'saved_model.pb'))
 
-    paired=False: each file is a source image of any size, translated as `translate_image`
-    does (fit, tile_size, tile_overlap). paired=True: each file is a side-by-side pair in the
-    dataset's layout; the output is an input | output | target strip at the training size.
-    A file that cannot be read is skipped and reported through warn(message) (default: print
-    to stderr); the others are still translated.
+
+class Translator:
+    """A trained generator that translates uint8 images of any size and aspect ratio.
+
+        translator = Translator('runs/facades')  # a workdir, WORKDIR/checkpoints/ckpt-N,
+                                                 # or a SavedModel from p2p_tf.export
+        outputs = translator([image_a, image_b])  # uint8 [H, W, C] arrays, any sizes
+        translator.translate_files('labels/', 'translated/')
+
+    mode: 'paper' or 'eval' (see the module docstring); None: 'paper' for checkpoints, the
+    export's own mode for exports. fit, tile_size, tile_overlap: as `translate_image`.
+    convert_channels: convert inputs with another channel count instead of refusing them.
     """
-    warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
-    generator, config = load_generator(workdir, checkpoint)
-    files = input_files(input_path)
-    os.makedirs(output_dir, exist_ok=True)
-    written, skipped = [], []
-    for path in files:
-        try:
-            if paired:
-                datasets.check_pairs([path], min_side=1)
-                (source, target), = input_pipeline.eval_dataset([path], config).take(1)
-                output = images.side_by_side(source, generate(generator, source, mode), target)[0]
-            else:
-                image = match_channels(images.read_image(path), config.input_channels,
-                                       convert_channels)
-                output = translate_image(generator, image, config.image_size, fit, mode,
-                                         tile_size, tile_overlap)
-        except ChannelMismatch as e:
-            raise UserError(f'{path}: {e}') from None  # The next files would fail alike.
-        except (tf.errors.OpError, UserError) as e:
-            reason = op_error_reason(e) if isinstance(e, tf.errors.OpError) else str(e)
-            warn(f'warning: skipping {path}: {reason}')
-            skipped.append((path, reason))
-            continue
-        images.write_png(output, output_path(output_dir, path))
-        written.append(output_path(output_dir, path))
-    return written, skipped
+
+    def __init__(self, source, mode=None, fit='pad', tile_size=1024, tile_overlap=128,
+                 convert_channels=False, checkpoint=None):
+        if fit not in FITS:
+            raise UserError(f'fit must be one of {FITS}, got {fit!r}')
+        self.fit, self.tile_size, self.tile_overlap = fit, tile_size, tile_overlap
+        self.convert_channels = convert_channels
+        if is_export(source):
+            loaded = tf.saved_model.load(source)
+            metadata = {name: value.numpy().decode() if value.dtype == tf.string
+                        else int(value) for name, value in loaded.signatures['metadata']().items()}
+            if mode not in (None, metadata['mode']):
+                raise UserError(f'{source} was exported in {metadata["mode"]} mode; export '
+                                f'again with --mode={mode} to translate in {mode} mode')
+            self.mode = metadata['mode']
+            self.config = ml_collections.ConfigDict(metadata)
+            signature = loaded.signatures['translate_float']
+            self.run = lambda inputs: signature(images=inputs)['translated']
+        else:
+            self.mode = mode or 'paper'
+            if self.mode not in MODES:
+                raise UserError(f'mode must be one of {MODES}, got {self.mode!r}')
+            self.generator, self.config = load_generator(source, checkpoint)
+            self.run = lambda inputs: generate(self.generator, inputs, self.mode)
+
+    def translate(self, image):
+        """uint8 [H, W, C] -> uint8 [H, W, output_channels]."""
+        image = match_channels(np.asarray(image), self.config.input_channels,
+                               self.convert_channels)
+        return translate_image(self.run, image, self.config.image_size, self.fit,
+                               self.tile_size, self.tile_overlap)
+
+    def __call__(self, images):
+        """A uint8 image [H, W, C], or a batch [N, H, W, C] / list of images of any sizes ->
+        the translations, in the same form."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:
+            return np.stack([self.translate(image) for image in images])
+        if isinstance(images, (list, tuple)):
+            return [self.translate(image) for image in images]
+        return self.translate(images)
+
+    def translate_pair(self, path):
+        """A side-by-side pair file in the dataset's layout -> uint8 input | output | target
+        strip [S, 3S, 3] at the training size S."""
+        datasets.check_pairs([path], min_side=1)
+        (source, target), = input_pipeline.eval_dataset([path], self.config).take(1)
+        return images.side_by_side(source, self.run(source), target)[0]
+
+    def translate_files(self, input_path, output_dir, paired=False, warn=None):
+        """Translates an image file or a folder of them into PNGs in `output_dir`. Returns
+        (written paths, [(skipped path, reason), ...]).
+
+        paired=False: each file is a source image of any size. paired=True: each file is a
+        side-by-side pair and the output an input | output | target strip. A file that cannot
+        be read is skipped and reported through warn(message) (default: print to stderr); the
+        others are still translated.
+        """
+        warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
+        files = input_files(input_path)
+        os.makedirs(output_dir, exist_ok=True)
+        written, skipped = [], []
+        for path in files:
+            try:
+                output = (self.translate_pair(path) if paired
+                          else self.translate(images.read_image(path)))
+            except ChannelMismatch as e:
+                raise UserError(f'{path}: {e}') from None  # The next files would fail alike.
+            except (tf.errors.OpError, UserError) as e:
+                reason = op_error_reason(e) if isinstance(e, tf.errors.OpError) else str(e)
+                warn(f'warning: skipping {path}: {reason}')
+                skipped.append((path, reason))
+                continue
+            images.write_png(output, output_path(output_dir, path))
+            written.append(output_path(output_dir, path))
+        return written, skipped

@@ -10,15 +10,19 @@ from absl import flags
 
 from p2p_tf import cli
 
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a training run.', required=True)
+_WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a training run (or one of its '
+                               'checkpoints, WORKDIR/checkpoints/ckpt-N).')
+_EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'A SavedModel written by p2p_tf.export, '
+                                  'instead of --workdir.')
 _INPUT = flags.DEFINE_string('input', None, 'An image file or a folder of images.',
                              required=True)
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for the translated PNGs.', required=True)
 _PAIRED = flags.DEFINE_boolean('paired', False, 'Inputs are side-by-side pairs in the '
                                "dataset's layout; write input | output | target strips.")
-_MODE = flags.DEFINE_enum('mode', 'paper', ['paper', 'eval'],
-                          'paper: dropout and batch statistics as in the paper; eval: '
-                          'deterministic Keras inference mode.')
+_MODE = flags.DEFINE_enum('mode', None, ['paper', 'eval'],
+                          'paper (default for a workdir): dropout and batch statistics as in '
+                          'the paper; eval: deterministic Keras inference mode. An export runs '
+                          'in the mode it was exported with.')
 _CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path (default: latest).')
 _FIT = flags.DEFINE_enum('fit', 'pad', ['pad', 'resize'],
                          'pad: mirror-pad to a multiple of 2**depth, translate at the image\'s '
@@ -36,10 +40,14 @@ _CONVERT_CHANNELS = flags.DEFINE_boolean('convert_channels', False, 'Convert inp
 def main():
     from p2p_tf import inference
     from p2p_tf.errors import UserError
-    written, skipped = inference.translate_files(
-        _WORKDIR.value, _INPUT.value, _OUTPUT.value, paired=_PAIRED.value, mode=_MODE.value,
-        fit=_FIT.value, tile_size=_TILE_SIZE.value, tile_overlap=_TILE_OVERLAP.value,
+    if bool(_WORKDIR.value) == bool(_EXPORT_DIR.value):
+        raise UserError('give exactly one of --workdir and --export_dir')
+    translator = inference.Translator(
+        _WORKDIR.value or _EXPORT_DIR.value, mode=_MODE.value, fit=_FIT.value,
+        tile_size=_TILE_SIZE.value, tile_overlap=_TILE_OVERLAP.value,
         convert_channels=_CONVERT_CHANNELS.value, checkpoint=_CHECKPOINT.value)
+    written, skipped = translator.translate_files(_INPUT.value, _OUTPUT.value,
+                                                  paired=_PAIRED.value)
     print(f'wrote {len(written)} image(s) to {_OUTPUT.value}')
     if skipped:
         raise UserError(f'{len(skipped)} of {len(written) + len(skipped)} input(s) could not be '

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from conftest import run_command, tiny_config
 from p2p_tf import config as config_lib
@@ -280,3 +281,41 @@ def test_export_command_refuses_an_existing_export_dir(run_dir, tmp_path):
     assert re.fullmatch(r'p2p_tf\.export: error: \S+ already exists; pass --overwrite to '
                         r'replace it', last), last
     assert os.listdir(tmp_path / 'export') == []
+
+
+def test_translator_on_an_export_matches_the_checkpoint(run_dir, saved_model):
+    image = np.random.default_rng(5).integers(0, 256, (70, 45, 3), dtype=np.uint8)
+    from_export = inference.Translator(saved_model)
+    from_checkpoint = inference.Translator(str(run_dir), mode='eval')
+    assert from_export.mode == 'eval' and from_export.config.image_size == 32
+    exported, restored = from_export(image), from_checkpoint(image)
+    assert exported.shape == (70, 45, 3)
+    assert np.abs(exported.astype(int) - restored.astype(int)).max() <= 1
+    with pytest.raises(UserError, match='exported in eval mode'):
+        inference.Translator(saved_model, mode='paper')
+
+
+def test_translator_takes_batches_and_lists(run_dir):
+    translator = inference.Translator(str(run_dir), mode='eval')
+    rng = np.random.default_rng(6)
+    batch = rng.integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
+    outputs = translator(batch)
+    assert outputs.shape == (2, 40, 50, 3) and outputs.dtype == np.uint8
+    np.testing.assert_array_equal(outputs[1], translator(batch[1]))
+    sizes = [(33, 20), (64, 64)]
+    listed = translator([rng.integers(0, 256, size + (3,), dtype=np.uint8) for size in sizes])
+    assert [output.shape[:2] for output in listed] == sizes
+
+
+def test_translate_command_reads_an_export(saved_model, tmp_path):
+    image = tmp_path / 'in.png'
+    Image.fromarray(np.random.default_rng(7).integers(0, 256, (50, 90, 3), dtype=np.uint8)).save(
+        image)
+    result = run_command('p2p_tf.translate', f'--export_dir={saved_model}', f'--input={image}',
+                         f'--output={tmp_path / "out"}')
+    assert result.returncode == 0, result.stderr[-2000:]
+    with Image.open(tmp_path / 'out' / 'in.png') as output:
+        assert output.size == (90, 50)
+    both = run_command('p2p_tf.translate', f'--export_dir={saved_model}', f'--workdir={tmp_path}',
+                       f'--input={image}', f'--output={tmp_path / "out2"}')
+    assert both.returncode == 2 and 'exactly one of --workdir and --export_dir' in both.stderr

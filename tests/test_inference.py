@@ -54,6 +54,10 @@ def inputs_batch(size=32, batch=2, seed=0):
     return tf.random.stateless_uniform([batch, size, size, 3], [seed, 0], -1, 1)
 
 
+def eval_runner(model):
+    return lambda inputs: inference.generate(model, inputs, 'eval')
+
+
 def write_image(path, height, width, channels=3, seed=0):
     rng = np.random.default_rng(seed)
     shape = (height, width, channels) if channels > 1 else (height, width)
@@ -106,8 +110,8 @@ def test_unknown_mode_is_an_error(restored):
 
 def test_translating_a_non_square_image_keeps_its_size(run_dir, tmp_path):
     image = write_image(tmp_path / 'photo.png', height=30, width=50)
-    written, skipped = inference.translate_files(str(run_dir[0]), image, str(tmp_path / 'out'),
-                                                 mode='eval')
+    translator = inference.Translator(str(run_dir[0]), mode='eval')
+    written, skipped = translator.translate_files(image, str(tmp_path / 'out'))
     assert written == [str(tmp_path / 'out' / 'photo.png')] and skipped == []
     with Image.open(written[0]) as output:
         assert output.size == (50, 30) and output.mode == 'RGB'
@@ -121,8 +125,8 @@ def test_translating_a_folder_writes_one_png_per_image(run_dir, tmp_path):
     write_image(folder / 'gray.png', 16, 24, channels=1, seed=2)
     (folder / 'notes.txt').write_text('not an image')
     out = tmp_path / 'out'
-    written, _ = inference.translate_files(str(run_dir[0]), str(folder), str(out),
-                                           convert_channels=True)
+    translator = inference.Translator(str(run_dir[0]), convert_channels=True)
+    written, _ = translator.translate_files(str(folder), str(out))
     assert written == [str(out / '2.png'), str(out / '10.png'), str(out / 'gray.png')]
     assert sorted(os.listdir(out)) == ['10.png', '2.png', 'gray.png']
     sizes = {name: Image.open(out / name).size for name in os.listdir(out)}
@@ -137,8 +141,8 @@ def test_paired_translation_writes_input_output_target_strips(run_dir, tmp_path)
                            np.full((40, 40, 3), right, np.uint8)], axis=1)
     Image.fromarray(pair).save(folder / '2.png')
     out = tmp_path / 'out'
-    written, _ = inference.translate_files(str(run_dir[0]), str(folder), str(out),
-                                           paired=True, mode='eval')
+    translator = inference.Translator(str(run_dir[0]), mode='eval')
+    written, _ = translator.translate_files(str(folder), str(out), paired=True)
     assert written == [str(out / '1.png'), str(out / '2.png')]
     strip = np.asarray(Image.open(written[1]))
     assert strip.shape == (32, 96, 3)
@@ -165,12 +169,13 @@ def test_workdir_without_config_is_an_error(run_dir, tmp_path):
 
 def test_missing_input_is_an_error(run_dir, tmp_path):
     with pytest.raises(UserError, match='does not exist') as error:
-        inference.translate_files(str(run_dir[0]), str(tmp_path / 'nope.png'),
-                                  str(tmp_path / 'out'))
+        inference.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'nope.png'),
+                                                              str(tmp_path / 'out'))
     assert str(tmp_path / 'nope.png') in str(error.value)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(UserError, match='no images in'):
-        inference.translate_files(str(run_dir[0]), str(tmp_path / 'empty'), str(tmp_path / 'out'))
+        inference.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'empty'),
+                                                              str(tmp_path / 'out'))
 
 
 @pytest.mark.parametrize('paired', [False, True])
@@ -182,9 +187,8 @@ def test_a_corrupt_input_file_is_skipped_with_a_warning(run_dir, tmp_path, paire
     contents = open(good[0], 'rb').read()
     bad.write_bytes(b'not an image' * 20 if damage == 'garbage' else contents[:len(contents) // 2])
     warnings = []
-    written, skipped = inference.translate_files(str(run_dir[0]), str(folder),
-                                                 str(tmp_path / 'out'), paired=paired,
-                                                 warn=warnings.append)
+    written, skipped = inference.Translator(str(run_dir[0])).translate_files(
+        str(folder), str(tmp_path / 'out'), paired=paired, warn=warnings.append)
     assert [os.path.basename(path) for path in written] == ['1.png', '2.png']
     assert [path for path, _ in skipped] == [str(bad)]
     assert len(warnings) == 1 and warnings[0].startswith(f'warning: skipping {bad}: ')
@@ -194,15 +198,15 @@ def test_a_300x500_image_comes_back_300x500_in_both_fits(restored, tmp_path):
     generator, config = restored
     image = np.random.default_rng(0).integers(0, 256, (300, 500, 3), dtype=np.uint8)
     for fit in ('pad', 'resize'):
-        output = inference.translate_image(generator, image, config.image_size, fit=fit,
-                                           mode='eval')
+        output = inference.translate_image(eval_runner(generator), image, config.image_size,
+                                           fit=fit)
         assert output.shape == (300, 500, 3) and output.dtype == np.uint8
 
 
 def test_pad_fit_is_the_generator_on_the_mirror_padded_image(restored):
     generator, config = restored
     image = np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)
-    output = inference.translate_image(generator, image, config.image_size, mode='eval')
+    output = inference.translate_image(eval_runner(generator), image, config.image_size)
     padded, window = preprocessing.pad_to_multiple(
         preprocessing.to_unit_range(image)[np.newaxis], 32)
     assert padded.shape[1:3] == (64, 96)
@@ -217,7 +221,7 @@ def test_tiles_blend_to_the_untiled_result_for_a_pointwise_model():
     inputs = keras.Input([None, None, 3])
     pointwise = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation='tanh')(inputs))
     image = np.random.default_rng(2).uniform(-1, 1, (1, 96, 160, 3)).astype(np.float32)
-    tiled = inference.translate_tiles(pointwise, image, tile_size=64, overlap=24, mode='eval')
+    tiled = inference.translate_tiles(eval_runner(pointwise), image, tile_size=64, overlap=24)
     np.testing.assert_allclose(tiled, pointwise(image, training=False), atol=1e-6)
 
 
@@ -227,10 +231,10 @@ def test_tiled_and_untiled_agree_away_from_tile_borders(restored):
     # A smooth image, as photos are, so differences come from the tiling, not from noise.
     small = rng.integers(0, 256, (6, 10, 3)).astype(np.uint8)
     image = np.asarray(preprocessing.resize(small, (96, 160)))
-    whole = inference.translate_image(generator, image, config.image_size, mode='eval',
-                                      tile_size=0).astype(float)
-    tiled = inference.translate_image(generator, image, config.image_size, mode='eval',
-                                      tile_size=64, tile_overlap=32).astype(float)
+    run = eval_runner(generator)
+    whole = inference.translate_image(run, image, config.image_size, tile_size=0).astype(float)
+    tiled = inference.translate_image(run, image, config.image_size, tile_size=64,
+                                      tile_overlap=32).astype(float)
     difference = np.abs(whole - tiled)
     spread = np.abs(whole - whole.mean()).mean()  # How much the output varies at all.
     assert spread > 1.0
@@ -266,7 +270,7 @@ def test_a_channel_mismatch_stops_at_the_first_file(run_dir, tmp_path):
     folder.mkdir()
     write_image(folder / '1.png', 16, 16, channels=1)
     with pytest.raises(UserError, match='1.png: the image has 1 channel'):
-        inference.translate_files(str(run_dir[0]), str(folder), str(tmp_path / 'out'))
+        inference.Translator(str(run_dir[0])).translate_files(str(folder), str(tmp_path / 'out'))
 
 
 def test_load_generator_from_a_checkpoint_path(run_dir, tmp_path):
