@@ -29,12 +29,11 @@ def randomize(model, seed=0):
         variable.assign(value.astype(variable.dtype))
 
 
-@pytest.fixture(scope='module')
-def run_dir(tmp_path_factory):
+def make_run_dir(workdir, **overrides):
     """A workdir as training leaves it: config.json and checkpoints/ckpt-1 of a generator
     (the same names as training.train). Returns (workdir, the saved generator)."""
-    workdir = tmp_path_factory.mktemp('run')
-    config = tiny_config()
+    config = tiny_config(**overrides)
+    os.makedirs(workdir, exist_ok=True)
     config_lib.save(config, str(workdir))
     generator = models.generator_from_config(config)
     randomize(generator)
@@ -42,6 +41,11 @@ def run_dir(tmp_path_factory):
                                          str(workdir / 'checkpoints'), max_to_keep=1)
     manager.save(checkpoint_number=1)
     return workdir, generator
+
+
+@pytest.fixture(scope='module')
+def run_dir(tmp_path_factory):
+    return make_run_dir(tmp_path_factory.mktemp('run'))
 
 
 @pytest.fixture(scope='module')
@@ -283,3 +287,19 @@ def test_load_generator_from_a_checkpoint_path(run_dir, tmp_path):
             np.testing.assert_array_equal(expected, actual)
     with pytest.raises(UserError, match='no checkpoint .*ckpt-99'):
         inference.load_generator(str(workdir), checkpoint=str(workdir / 'checkpoints' / 'ckpt-99'))
+
+
+def test_grayscale_model_end_to_end(tmp_path):
+    workdir, _ = make_run_dir(tmp_path / 'gray_run', input_channels=1, output_channels=1)
+    folder = tmp_path / 'inputs'
+    folder.mkdir()
+    write_image(folder / 'gray.png', 40, 24, channels=1)
+    write_image(folder / 'color.png', 40, 24, channels=3)
+    translator = inference.Translator(str(workdir), mode='eval')
+    with pytest.raises(UserError, match='color.png: the image has 3 channel'):
+        translator.translate_files(str(folder), str(tmp_path / 'out'))
+    translator = inference.Translator(str(workdir), mode='eval', convert_channels=True)
+    written, _ = translator.translate_files(str(folder), str(tmp_path / 'out'))
+    for path in written:
+        with Image.open(path) as output:
+            assert output.mode == 'L' and output.size == (24, 40)
