@@ -54,6 +54,9 @@ def get_config():
     config.load_size = 286
     config.image_size = 256
     config.random_flip = True
+    # Off by default (not in the paper); for data with no up direction, e.g. aerial photos.
+    config.random_vertical_flip = False
+    config.random_rotate90 = False
     # Decoded, resized pairs are kept in memory when they take at most this many megabytes.
     config.cache_megabytes = 2048
 

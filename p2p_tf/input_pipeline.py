@@ -66,7 +66,8 @@ def train_dataset(paths, config, start_example=0, cache=None):
         source, target = fetch(index)
         seed = tf.stack([tf.cast(config.seed, tf.int64), number])
         source, target = preprocessing.random_jitter(
-            source, target, seed, config.image_size, config.random_flip)
+            source, target, seed, config.image_size, config.random_flip,
+            config.random_vertical_flip, config.random_rotate90)
         return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
 
     dataset = example_order(len(paths), config.seed, start_example)

@@ -39,8 +39,11 @@ def resize(image, size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
 
 
-def random_jitter(source, target, seed, crop_size, flip=True):
-    """The same random crop_size crop and the same random mirroring of source and target.
+def random_jitter(source, target, seed, crop_size, flip=True, vertical_flip=False,
+                  rotate90=False):
+    """The same random crop_size crop, and the same random mirroring, of source and target;
+    optionally also the same random vertical flip and rotation by a multiple of 90 degrees
+    (for aerial, microscopy and other data without an up direction).
 
     source, target: [H, W, C1], [H, W, C2] with the same H and W; seed: int [2] tensor.
     """
@@ -51,6 +54,16 @@ def random_jitter(source, target, seed, crop_size, flip=True):
         stacked, [crop_size, crop_size, tf.shape(stacked)[-1]], seed=crop_seed)
     if flip:
         cropped = tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
+    if vertical_flip or rotate90:
+        # Seeds of their own, derived so that turning these on leaves crops and mirrors as
+        # they were (a run's data stays the same with the defaults).
+        vertical_seed, rotate_seed = tf.unstack(
+            tf.random.experimental.stateless_split(flip_seed, 2))
+        if vertical_flip:
+            cropped = tf.image.stateless_random_flip_up_down(cropped, seed=vertical_seed)
+        if rotate90:
+            turns = tf.random.stateless_uniform([], rotate_seed, 0, 4, dtype=tf.int32)
+            cropped = tf.image.rot90(cropped, k=turns)
     return cropped[..., :channels], cropped[..., channels:]
 
 

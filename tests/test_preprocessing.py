@@ -183,3 +183,43 @@ def test_to_uint8_inverts_to_unit_range_for_every_value():
 def test_to_uint8_clips_out_of_range_values():
     clipped = run_both(preprocessing.to_uint8, np.array([-3.0, -1.0, 1.0, 2.5], np.float32))
     np.testing.assert_array_equal(clipped, [0, 0, 255, 255])
+
+
+def dihedral_variants(image):
+    """The 8 images reachable by flips and 90-degree rotations."""
+    variants = []
+    for turns in range(4):
+        rotated = np.rot90(image, turns)
+        variants += [rotated, rotated[::-1]]
+    return variants
+
+
+def test_vertical_flip_and_rotations_move_source_and_target_alike():
+    """With the crop as large as the image, each output is one of the 8 flips/rotations of the
+    input, the same one for source and target, and several of them occur."""
+    source = coordinate_image()[:CROP, :CROP]
+    target = 255 - source
+    seen = set()
+    for number in range(40):
+        source_out, target_out = run_both(
+            lambda s, t, seed: preprocessing.random_jitter(
+                s, t, seed, CROP, flip=True, vertical_flip=True, rotate90=True),
+            source, target, jitter_seed(number))
+        np.testing.assert_array_equal(target_out, 255 - source_out)
+        matches = [i for i, variant in enumerate(dihedral_variants(source))
+                   if np.array_equal(variant, source_out)]
+        assert len(matches) == 1
+        seen.add(matches[0])
+    assert len(seen) >= 6
+
+
+def test_extra_augmentations_leave_crops_and_mirrors_unchanged():
+    """Turning the extra augmentations on keeps each example's crop and mirror (their seeds are
+    separate), so only the added transforms differ."""
+    source = coordinate_image()
+    for number in range(10):
+        plain, _ = jitter(source, source, number)
+        rotated, _ = run_both(
+            lambda s, t, seed: preprocessing.random_jitter(s, t, seed, CROP, rotate90=True),
+            source, source, jitter_seed(number))
+        assert any(np.array_equal(plain, np.rot90(rotated, -turns)) for turns in range(4))
