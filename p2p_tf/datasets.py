@@ -27,7 +27,8 @@ CACHE_DIR_ENV = 'P2P_TF_CACHE_DIR'
 
 
 def cache_dir():
-    return os.environ.get(CACHE_DIR_ENV) or os.path.join(os.path.expanduser('~'), '.cache', 'p2p_tf')
+    default = os.path.join(os.path.expanduser('~'), '.cache', 'p2p_tf')
+    return os.environ.get(CACHE_DIR_ENV) or default
 
 
 def search_dirs(data_dir=None):
@@ -40,7 +41,8 @@ def dataset_root(name, data_dir=None, download=True, url=None):
     """Folder holding the split folders of dataset `name`, unpacking or downloading if needed."""
     if name == config_lib.FOLDER_DATASET:
         if not data_dir:
-            raise UserError('--dataset=folder needs --data_dir=PATH, a folder with train/ (and val/)')
+            raise UserError('--dataset=folder needs --data_dir=PATH, a folder with train/ '
+                            '(and val/)')
         if not os.path.isdir(data_dir):
             raise UserError(f'data dir {data_dir} does not exist')
         return data_dir
@@ -50,7 +52,7 @@ def dataset_root(name, data_dir=None, download=True, url=None):
     extracted = os.path.join(cache_dir(), 'extracted', name)
     for directory in search_dirs(data_dir):
         folder = os.path.join(directory, name)
-        if os.path.isdir(os.path.join(folder, 'train')) or os.path.isdir(os.path.join(folder, 'val')):
+        if any(os.path.isdir(os.path.join(folder, split)) for split in ('train', 'val')):
             return folder
         archive = os.path.join(directory, name + '.tar.gz')
         if os.path.isfile(archive):

@@ -7,7 +7,8 @@ import time
 def format_duration(seconds):
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
-    return f'{hours}:{rest // 60:02d}:{rest % 60:02d}' if hours else f'{rest // 60:02d}:{rest % 60:02d}'
+    minutes_seconds = f'{rest // 60:02d}:{rest % 60:02d}'
+    return f'{hours}:{minutes_seconds}' if hours else minutes_seconds
 
 
 class Progress:
