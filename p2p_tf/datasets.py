@@ -8,6 +8,7 @@ downloaded from the authors' server into the cache. `--dataset=folder` reads spl
 side-by-side pairs straight from `data_dir`.
 """
 
+import csv
 import os
 import shutil
 import tarfile
@@ -127,6 +128,61 @@ def split_files(root, split):
     return paths
 
 
+def split_examples(root, split):
+    """The examples of one split, as (a, b) path pairs in natural order, from (the first that
+    exists):
+    - root/split/A/ and root/split/B/: separate images matched by file name without extension
+      (x.jpg with x.png); a file without a partner is an error naming it;
+    - root/split/: side-by-side files (A left, B right), given as (path, '');
+    - root/split.csv: a manifest with columns a,b of paths (relative to the CSV's folder).
+    """
+    folder = os.path.join(root, split)
+    if os.path.isdir(os.path.join(folder, 'A')) or os.path.isdir(os.path.join(folder, 'B')):
+        return matched_examples(folder)
+    if not os.path.isdir(folder) and os.path.isfile(folder + '.csv'):
+        return manifest_examples(folder + '.csv')
+    return [(path, '') for path in split_files(root, split)]
+
+
+def matched_examples(folder):
+    """(A/x.*, B/x.*) pairs of `folder`, matched by file name without extension."""
+    by_stem = {}
+    for side in ('A', 'B'):
+        side_folder = os.path.join(folder, side)
+        if not os.path.isdir(side_folder):
+            raise UserError(f'{folder} has no {side}/ folder to pair with its other side')
+        by_stem[side] = {os.path.splitext(os.path.basename(p))[0]: p
+                         for p in list_images(side_folder)}
+    for side, other in (('A', 'B'), ('B', 'A')):
+        missing = sorted(set(by_stem[side]) - set(by_stem[other]))
+        if missing:
+            raise UserError(f'{os.path.join(folder, side, missing[0])}.* has no partner in '
+                            f'{os.path.join(folder, other)} ({len(missing)} unmatched)')
+    if not by_stem['A']:
+        raise UserError(f'no images in {os.path.join(folder, "A")}')
+    stems = sorted(by_stem['A'], key=natural_key)
+    return [(by_stem['A'][stem], by_stem['B'][stem]) for stem in stems]
+
+
+def manifest_examples(csv_path):
+    """(a, b) pairs from a CSV with a header naming columns a and b."""
+    base = os.path.dirname(os.path.abspath(csv_path))
+    with open(csv_path, newline='') as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {'a', 'b'} <= set(reader.fieldnames):
+            raise UserError(f'{csv_path} needs a header with columns a and b')
+        examples = []
+        for line, row in enumerate(reader, start=2):
+            pair = tuple(os.path.join(base, row[column]) for column in ('a', 'b'))
+            for path in pair:
+                if not os.path.isfile(path):
+                    raise UserError(f'{csv_path} line {line}: no file {path}')
+            examples.append(pair)
+    if not examples:
+        raise UserError(f'{csv_path} lists no examples')
+    return examples
+
+
 def list_images(folder):
     """The image files directly in `folder` (by extension), in natural order."""
     names = (f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
@@ -144,7 +200,8 @@ def sample_split(root, requested):
     if requested != config_lib.AUTO:
         return requested
     for split in ('val', 'test', 'train'):
-        if os.path.isdir(os.path.join(root, split)):
+        if os.path.isdir(os.path.join(root, split)) or os.path.isfile(
+                os.path.join(root, split + '.csv')):
             return split
     raise UserError(f'{root} has no val/, test/ or train/ folder')
 
@@ -163,6 +220,21 @@ def check_pairs(paths, min_side):
                             'wide as it is high')
         if height < min_side:
             raise UserError(f'{path} has {height}x{height} halves, smaller than the '
+                            f'{min_side}x{min_side} crop; lower --config.image_size')
+
+
+def check_examples(examples, min_side):
+    """check_pairs for side-by-side examples; for separate (a, b) images, that both read and
+    have sides of at least min_side. Raises UserError naming the first bad file."""
+    check_pairs([a for a, b in examples if not b], min_side)
+    for path in (path for a, b in examples if b for path in (a, b)):
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, SyntaxError) as e:
+            raise UserError(f'cannot read image {path}: {e}') from None
+        if min(width, height) < min_side:
+            raise UserError(f'{path} is {width}x{height}, smaller than the '
                             f'{min_side}x{min_side} crop; lower --config.image_size')
 
 

@@ -172,13 +172,13 @@ def train(config, workdir, data_dir=None, stream=None):
     """
     config = config_lib.resolve(config)
     root = datasets.dataset_root(config.dataset, data_dir)
-    train_paths = datasets.split_files(root, config.train_split)
-    sample_paths = datasets.split_files(root, datasets.sample_split(root, config.sample_split))
-    sample_paths = sample_paths[:config.num_samples]
-    datasets.check_pairs(train_paths + sample_paths, config.image_size)
+    train_examples = datasets.split_examples(root, config.train_split)
+    sample_examples = datasets.split_examples(
+        root, datasets.sample_split(root, config.sample_split))[:config.num_samples]
+    datasets.check_examples(train_examples + sample_examples, config.image_size)
     prepare_workdir(config, workdir)
 
-    total_steps, decay_steps = config_lib.schedule_steps(config, len(train_paths))
+    total_steps, decay_steps = config_lib.schedule_steps(config, len(train_examples))
     keras.utils.set_random_seed(config.seed)
     trainer = Trainer(config, total_steps, decay_steps)
     manager = tf.train.CheckpointManager(
@@ -192,22 +192,24 @@ def train(config, workdir, data_dir=None, stream=None):
     if start_step >= total_steps:
         progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
         return trainer
-    progress.message(f'training {config.dataset} ({config.direction}, {len(train_paths)} pairs) '
-                     f'for {total_steps} steps of batch {config.batch_size}; workdir {workdir}')
+    progress.message(f'training {config.dataset} ({config.direction}, '
+                     f'{len(train_examples)} pairs) for {total_steps} steps of batch '
+                     f'{config.batch_size}; workdir {workdir}')
 
     sample_inputs, sample_targets = input_pipeline.eval_dataset(
-        sample_paths, config, batch_size=len(sample_paths)).get_single_element()
+        sample_examples, config, batch_size=len(sample_examples)).get_single_element()
     # Samples come from a copy of the generator so that drawing them never touches the state
     # of the one being trained (BatchNorm statistics, dropout RNG).
     sampler = models.generator_from_config(config)
     writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
     try:
-        dataset = input_pipeline.train_dataset(train_paths, config,
+        dataset = input_pipeline.train_dataset(train_examples, config,
                                                start_example=start_step * config.batch_size)
         run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
                  (sample_inputs, sample_targets))
     except tf.errors.InvalidArgumentError as e:
-        bad = datasets.find_undecodable(train_paths)
+        bad = datasets.find_undecodable(
+            [path for pair in train_examples for path in pair if path])
         if bad:
             raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None
         raise
