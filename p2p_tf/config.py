@@ -47,6 +47,8 @@ def get_config():
     config.direction = AUTO  # 'AtoB' or 'BtoA'; AUTO: the dataset's reference direction.
     config.train_split = 'train'
     config.sample_split = AUTO  # Images for TensorBoard grids; AUTO: 'val', else 'test'.
+    # For a folder with no train/ split: the share of its pairs held out (seeded) for samples.
+    config.val_fraction = 0.1
     config.input_channels = 3
     config.output_channels = 3
 
@@ -136,6 +138,8 @@ def check(config):
             raise UserError(f'{name} must be positive, got {config[name]}')
     if config.steps < 0 or config.epochs < 0 or config.decay_epochs < 0:
         raise UserError('steps, epochs and decay_epochs must not be negative')
+    if not 0 < config.val_fraction < 1:
+        raise UserError(f'val_fraction must be in (0, 1), got {config.val_fraction}')
     if not 0 <= config.dropout_rate < 1:
         raise UserError(f'dropout_rate must be in [0, 1), got {config.dropout_rate}')
 

@@ -16,6 +16,7 @@ import tempfile
 import urllib.error
 import urllib.request
 
+import numpy as np
 from PIL import Image
 
 from p2p_tf import config as config_lib
@@ -195,13 +196,44 @@ def natural_key(path):
     return (0, int(stem), '') if stem.isdigit() else (1, 0, stem)
 
 
+def has_split(root, split):
+    return os.path.isdir(os.path.join(root, split)) or os.path.isfile(
+        os.path.join(root, split + '.csv'))
+
+
+def training_examples(root, train_split='train', sample_split_name=config_lib.AUTO,
+                      val_fraction=0.1, seed=0):
+    """(training examples, examples for sample grids) of a dataset folder.
+
+    With a train split (folder or CSV), the samples come from sample_split_name (AUTO: val,
+    else test, else train). A folder with no splits, holding side-by-side pairs or A/ and B/
+    directly, is split here: a seeded permutation puts val_fraction of the examples (at least
+    one) aside for the samples and trains on the rest, the same way for the same seed.
+    """
+    if has_split(root, train_split):
+        return (split_examples(root, train_split),
+                split_examples(root, sample_split(root, sample_split_name)))
+    if not os.path.isdir(root):
+        raise UserError(f'data folder {root} does not exist')
+    if not (list_images(root) or os.path.isdir(os.path.join(root, 'A'))):
+        raise UserError(f'{root} has no {train_split}/ split (a folder or {train_split}.csv) '
+                        'and no pairs of its own to split')
+    everything = split_examples(root, '')
+    if len(everything) < 2:
+        raise UserError(f'{root} has no {train_split}/ split and too few pairs to split off '
+                        'validation examples')
+    order = np.random.default_rng(seed).permutation(len(everything))
+    held_out = min(max(1, round(val_fraction * len(everything))), len(everything) - 1)
+    return ([everything[i] for i in sorted(order[held_out:])],
+            [everything[i] for i in sorted(order[:held_out])])
+
+
 def sample_split(root, requested):
     """The split shown in TensorBoard grids: `requested`, or for AUTO 'val', else 'test'."""
     if requested != config_lib.AUTO:
         return requested
     for split in ('val', 'test', 'train'):
-        if os.path.isdir(os.path.join(root, split)) or os.path.isfile(
-                os.path.join(root, split + '.csv')):
+        if has_split(root, split):
             return split
     raise UserError(f'{root} has no val/, test/ or train/ folder')
 

@@ -172,9 +172,9 @@ def train(config, workdir, data_dir=None, stream=None):
     """
     config = config_lib.resolve(config)
     root = datasets.dataset_root(config.dataset, data_dir)
-    train_examples = datasets.split_examples(root, config.train_split)
-    sample_examples = datasets.split_examples(
-        root, datasets.sample_split(root, config.sample_split))[:config.num_samples]
+    train_examples, sample_examples = datasets.training_examples(
+        root, config.train_split, config.sample_split, config.val_fraction, config.seed)
+    sample_examples = sample_examples[:config.num_samples]
     datasets.check_examples(train_examples + sample_examples, config.image_size)
     prepare_workdir(config, workdir)
 

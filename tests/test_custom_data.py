@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import tiny_config
+from conftest import tiny_config, write_pairs
 from p2p_tf import datasets, input_pipeline, training
 from p2p_tf.errors import UserError
 
@@ -92,3 +92,28 @@ def test_training_on_a_folder_and_b_folders_and_a_manifest(tmp_path):
                              stream=io.StringIO())
     assert int(trainer.step) == 2
     assert os.path.exists(tmp_path / 'run' / 'checkpoints' / 'ckpt-2.index')
+
+
+def test_a_folder_without_splits_is_split_with_the_seed(tmp_path):
+    paths = write_pairs(tmp_path / 'flat', 20)
+    first = datasets.training_examples(str(tmp_path / 'flat'), val_fraction=0.1, seed=0)
+    train, held_out = first
+    assert len(train) == 18 and len(held_out) == 2
+    assert sorted(a for a, _ in train + held_out) == sorted(paths)  # Each pair exactly once.
+    assert datasets.training_examples(str(tmp_path / 'flat'), val_fraction=0.1, seed=0) == first
+    other = datasets.training_examples(str(tmp_path / 'flat'), val_fraction=0.1, seed=1)
+    assert other[1] != held_out
+    separate_pairs(tmp_path / 'flat_ab', 3)
+    train, held_out = datasets.training_examples(str(tmp_path / 'flat_ab'))
+    assert (len(train), len(held_out)) == (2, 1) and all(b for _, b in train + held_out)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(UserError, match='has no train/ split .* and no pairs of its own'):
+        datasets.training_examples(str(tmp_path / 'empty'))
+
+
+def test_training_on_a_folder_without_splits(tmp_path):
+    write_pairs(tmp_path / 'flat', 5)
+    config = tiny_config(dataset='folder', steps=1)
+    trainer = training.train(config, str(tmp_path / 'run'), str(tmp_path / 'flat'),
+                             stream=io.StringIO())
+    assert int(trainer.step) == 1
