@@ -117,3 +117,17 @@ def test_training_on_a_folder_without_splits(tmp_path):
     trainer = training.train(config, str(tmp_path / 'run'), str(tmp_path / 'flat'),
                              stream=io.StringIO())
     assert int(trainer.step) == 1
+
+
+def test_16_bit_png_pairs_are_scaled_to_the_unit_range(tmp_path):
+    import tensorflow as tf
+    levels = np.linspace(0, 65535, 32 * 64).astype(np.uint16).reshape(32, 64, 1)
+    path = tmp_path / 'train' / '1.png'
+    os.makedirs(path.parent)
+    tf.io.write_file(str(path), tf.io.encode_png(levels))
+    datasets.check_examples([(str(path), '')], min_side=32)
+    config = tiny_config(input_channels=1, output_channels=1, direction='AtoB')
+    (source, target), = input_pipeline.eval_dataset([str(path)], config).take(1)
+    expected = levels.astype(np.float64) / 65535 * 2 - 1
+    np.testing.assert_allclose(source[0], expected[:, :32], atol=2 / 255)
+    np.testing.assert_allclose(target[0], expected[:, 32:], atol=2 / 255)
