@@ -255,6 +255,23 @@ def check_pairs(paths, min_side):
                             f'{min_side}x{min_side} crop; lower --config.image_size')
 
 
+def readable_examples(examples):
+    """Splits examples into (those whose files all open, [(path, reason), ...] of the others),
+    reading headers only."""
+    readable, unreadable = [], []
+    for example in examples:
+        for path in (path for path in example if path):
+            try:
+                with Image.open(path):
+                    pass
+            except (OSError, SyntaxError) as e:
+                unreadable.append((path, str(e)))
+                break
+        else:
+            readable.append(example)
+    return readable, unreadable
+
+
 def check_examples(examples, min_side):
     """check_pairs for side-by-side examples; for separate (a, b) images, that both read and
     have sides of at least min_side. Raises UserError naming the first bad file."""

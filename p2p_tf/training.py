@@ -175,6 +175,11 @@ def train(config, workdir, data_dir=None, stream=None):
     train_examples, sample_examples = datasets.training_examples(
         root, config.train_split, config.sample_split, config.val_fraction, config.seed)
     sample_examples = sample_examples[:config.num_samples]
+    # Unreadable files are left out with a warning rather than ending the run; files that open
+    # but have the wrong shape are errors, since the whole dataset is likely laid out wrongly.
+    train_examples, unreadable = datasets.readable_examples(train_examples)
+    if not train_examples:
+        raise UserError(f'none of the training images in {root} can be read')
     datasets.check_examples(train_examples + sample_examples, config.image_size)
     prepare_workdir(config, workdir)
 
@@ -185,6 +190,10 @@ def train(config, workdir, data_dir=None, stream=None):
         trainer.checkpoint, os.path.join(workdir, 'checkpoints'),
         max_to_keep=config.keep_checkpoints, step_counter=trainer.step)
     progress = Progress(total_steps, config.batch_size, config.log_every, stream)
+    for path, reason in unreadable:
+        progress.message(f'warning: skipping unreadable image {path}: {reason}')
+    if unreadable:
+        progress.message(f'skipped {len(unreadable)} unreadable training image(s)')
     if manager.latest_checkpoint:
         trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
         progress.message(f'resumed from {manager.latest_checkpoint} at step {int(trainer.step)}')
@@ -202,6 +211,8 @@ def train(config, workdir, data_dir=None, stream=None):
     # of the one being trained (BatchNorm statistics, dropout RNG).
     sampler = models.generator_from_config(config)
     writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
+    with writer.as_default():
+        tf.summary.scalar('data/skipped_unreadable_images', len(unreadable), step=start_step)
     try:
         dataset = input_pipeline.train_dataset(train_examples, config,
                                                start_example=start_step * config.batch_size)

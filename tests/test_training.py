@@ -230,3 +230,15 @@ def test_logged_losses_are_means_over_the_log_interval(pair_folder, tmp_path, mo
     train_folder(pair_folder, tmp_path, steps=4, log_every=2)
     logged = read_scalars(tmp_path, 'loss/gen_l1')
     np.testing.assert_allclose(logged, [np.mean(seen[:2]), np.mean(seen[2:])], rtol=1e-6)
+
+
+def test_an_unreadable_training_image_is_skipped_with_a_warning(pair_folder, tmp_path):
+    bad = pair_folder / 'train' / '7.png'
+    bad.write_bytes(b'not an image at all')
+    log = io.StringIO()
+    trainer = training.train(tiny_config(dataset='folder', steps=1), str(tmp_path),
+                             str(pair_folder), stream=log)
+    assert int(trainer.step) == 1
+    assert f'warning: skipping unreadable image {bad}: ' in log.getvalue()
+    assert 'training folder (AtoB, 6 pairs)' in log.getvalue()
+    assert read_scalars(tmp_path, 'data/skipped_unreadable_images') == [1.0]
