@@ -11,7 +11,6 @@ import signal
 import threading
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
@@ -218,7 +217,7 @@ def train(config, workdir, data_dir=None, stream=None):
                                                start_example=start_step * config.batch_size)
         run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
                  (sample_inputs, sample_targets))
-    except tf.errors.InvalidArgumentError as e:
+    except tf.errors.InvalidArgumentError:
         bad = datasets.find_undecodable(
             [path for pair in train_examples for path in pair if path])
         if bad:
