@@ -1,4 +1,5 @@
-"""Translating images with a trained generator restored from a training run's checkpoint.
+"""Translating images of any size with a trained generator: restored from a training run's
+checkpoint, or loaded from a SavedModel export (`Translator`).
 
 Two inference modes:
 - 'paper' (default): dropout stays on and BatchNorm uses the statistics of the batch being
