@@ -5,7 +5,8 @@ flag), in `$P2P_TF_DATA_DIR`, and in the download cache `$P2P_TF_CACHE_DIR` (def
 `~/.cache/p2p_tf`). Each may hold `NAME/` with split folders (`train/`, `val/`, `test/`) or the
 archive `NAME.tar.gz`, which is unpacked into the cache. With no local copy the archive is
 downloaded from the authors' server into the cache. `--dataset=folder` reads split folders of
-side-by-side pairs straight from `data_dir`.
+side-by-side pairs straight from `data_dir`. `mnist_pairs` has no archive: with no local
+`mnist_pairs/` it is built from TFDS mnist into the cache (p2p_tf/mnist_pairs.py).
 """
 
 import csv
@@ -57,8 +58,11 @@ def dataset_root(name, data_dir=None, download=True, url=None):
         if any(os.path.isdir(os.path.join(folder, split)) for split in ('train', 'val')):
             return folder
         archive = os.path.join(directory, name + '.tar.gz')
-        if os.path.isfile(archive):
+        if name != config_lib.MNIST_PAIRS_DATASET and os.path.isfile(archive):
             return extract(archive, name, extracted)
+    if name == config_lib.MNIST_PAIRS_DATASET:
+        from p2p_tf import mnist_pairs  # Imports TensorFlow; TFDS only when it builds.
+        return mnist_pairs.build(extracted)
     if os.path.isdir(extracted):
         return os.path.join(extracted, name)
     looked = ', '.join(os.path.join(d, n) for d in search_dirs(data_dir)

@@ -19,7 +19,7 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, logs an
                                required=True)
 _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (overrides config.dataset): '
                                'facades, cityscapes, maps, edges2shoes, edges2handbags, '
-                               'night2day, or folder.')
+                               'night2day, mnist_pairs, or folder.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder with a local copy of the dataset '
                                 '(NAME/ or NAME.tar.gz); default $P2P_TF_DATA_DIR.')
 
