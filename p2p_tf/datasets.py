@@ -242,15 +242,20 @@ def sample_split(root, requested):
     raise UserError(f'{root} has no val/, test/ or train/ folder')
 
 
+def image_size(path):
+    """(width, height) from an image file's header, or a UserError naming the file."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, SyntaxError) as e:
+        raise UserError(f'cannot read image {path}: {e}') from None
+
+
 def check_pairs(paths, min_side):
     """Reads each file's header; raises UserError naming the first file that is not a readable
     side-by-side pair (width = 2 x height) with halves of at least min_side pixels."""
     for path in paths:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except (OSError, SyntaxError) as e:
-            raise UserError(f'cannot read image {path}: {e}') from None
+        width, height = image_size(path)
         if width != 2 * height:
             raise UserError(f'{path} is {width}x{height}: a side-by-side pair must be twice as '
                             'wide as it is high')
@@ -266,10 +271,9 @@ def readable_examples(examples):
     for example in examples:
         for path in (path for path in example if path):
             try:
-                with Image.open(path):
-                    pass
-            except (OSError, SyntaxError) as e:
-                unreadable.append((path, str(e)))
+                image_size(path)
+            except UserError as e:
+                unreadable.append((path, str(e).split(': ', 1)[1]))
                 break
         else:
             readable.append(example)
@@ -281,11 +285,7 @@ def check_examples(examples, min_side):
     have sides of at least min_side. Raises UserError naming the first bad file."""
     check_pairs([a for a, b in examples if not b], min_side)
     for path in (path for a, b in examples if b for path in (a, b)):
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except (OSError, SyntaxError) as e:
-            raise UserError(f'cannot read image {path}: {e}') from None
+        width, height = image_size(path)
         if min(width, height) < min_side:
             raise UserError(f'{path} is {width}x{height}, smaller than the '
                             f'{min_side}x{min_side} crop; lower --config.image_size')

@@ -32,12 +32,11 @@ def latest_checkpoint(workdir):
     return path
 
 
-def load_generator(workdir, checkpoint=None):
-    """Rebuilds the generator of a training run from its config.json and restores its weights.
-    Returns (generator, config).
+def find_checkpoint(workdir, checkpoint=None):
+    """(workdir, checkpoint path) of a training run.
 
     workdir: the run's workdir, or one of its checkpoints (WORKDIR/checkpoints/ckpt-N);
-    checkpoint: a checkpoint to restore instead of the latest.
+    checkpoint: a checkpoint to use instead of the latest.
     """
     if os.path.exists(workdir + '.index'):
         workdir, checkpoint = os.path.dirname(os.path.dirname(workdir)), workdir
@@ -45,7 +44,13 @@ def load_generator(workdir, checkpoint=None):
         raise UserError(f'workdir {workdir} does not exist')
     if checkpoint and not os.path.exists(checkpoint + '.index'):
         raise UserError(f'no checkpoint {checkpoint} (expected {checkpoint}.index)')
-    path = checkpoint or latest_checkpoint(workdir)
+    return workdir, checkpoint or latest_checkpoint(workdir)
+
+
+def load_generator(workdir, checkpoint=None):
+    """Rebuilds the generator of a training run from its config.json and restores its weights
+    (arguments as `find_checkpoint`). Returns (generator, config)."""
+    workdir, path = find_checkpoint(workdir, checkpoint)
     config = config_lib.load(workdir)
     generator = models.generator_from_config(config)
     status = tf.train.Checkpoint(generator=generator).restore(path)

@@ -170,8 +170,8 @@ def load_for_export(workdir, export_dir, mode, checkpoint, overwrite):
     """(generator, metadata) of the run in `workdir` at `checkpoint` (default: the latest),
     after checking that `export_dir` may be written."""
     check_destination(export_dir, overwrite)
-    generator, config = inference.load_generator(workdir, checkpoint)
-    path = checkpoint or inference.latest_checkpoint(workdir)
+    workdir, path = inference.find_checkpoint(workdir, checkpoint)
+    generator, config = inference.load_generator(workdir, path)
     return generator, export_metadata(config, checkpoint_step(path), mode)
 
 
