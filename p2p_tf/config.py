@@ -44,6 +44,10 @@ FOLDER_FACTS = dict(direction='AtoB', epochs=200, batch_size=1)
 # 1 is the paper's PixelGAN (1x1 convolutions only).
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 
+# Speed settings (p2p_tf/performance.py resolves AUTO for the machine at hand).
+PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
+XLA_SETTINGS = ('on', 'off')
+
 
 def get_config():
     """The paper's defaults (Isola et al. 2017, Sec. 3 and appendix 6) for labels -> facades."""
@@ -93,6 +97,13 @@ def get_config():
     config.num_samples = 4
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
+
+    # Speed: none of these changes the model or the objective (README, "Speed").
+    config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
+    config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
+    config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).
+    # Convolution kernel gradients as one matmul each (p2p_tf/layers.py; same values).
+    config.matmul_weight_gradients = True
     return config
 
 
@@ -148,6 +159,11 @@ def check(config):
         raise UserError(f'val_fraction must be in (0, 1), got {config.val_fraction}')
     if not 0 <= config.dropout_rate < 1:
         raise UserError(f'dropout_rate must be in [0, 1), got {config.dropout_rate}')
+    if config.precision not in PRECISIONS + (AUTO,):
+        raise UserError(f'precision must be auto or one of {", ".join(PRECISIONS)}, got '
+                        f'{config.precision!r}')
+    if config.xla not in XLA_SETTINGS + (AUTO,):
+        raise UserError(f"xla must be 'auto', 'on' or 'off', got {config.xla!r}")
 
 
 def unet_depth(image_size):

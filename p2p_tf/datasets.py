@@ -1,21 +1,17 @@
-"""Where a dataset's files come from: a local copy, the pix2pix authors' archives, or a folder.
+"""Where a dataset's files come from: a local copy of a named dataset, or the user's folder.
 
 A named dataset (facades, maps, ...) is looked up, in order, in `data_dir` (the `--data_dir`
-flag), in `$P2P_TF_DATA_DIR`, and in the download cache `$P2P_TF_CACHE_DIR` (default
-`~/.cache/p2p_tf`). Each may hold `NAME/` with split folders (`train/`, `val/`, `test/`) or the
-archive `NAME.tar.gz`, which is unpacked into the cache. With no local copy the archive is
-downloaded from the authors' server into the cache. `--dataset=folder` reads split folders of
-side-by-side pairs straight from `data_dir`. `mnist_pairs` has no archive: with no local
+flag), in `$P2P_TF_DATA_DIR`, and in the cache `$P2P_TF_CACHE_DIR` (default `~/.cache/p2p_tf`).
+Each may hold `NAME/` with split folders (`train/`, `val/`, `test/`) or the archive
+`NAME.tar.gz`. The pix2pix datasets are read through their TFDS builder (p2p_tf/tfds_builder.py),
+which prepares such a copy, or the archive it downloads from the authors' server, once into the
+cache. `--dataset=folder` reads split folders of side-by-side pairs (or A/ and B/ folders, or CSV
+manifests) straight from `data_dir`. `mnist_pairs` has no archive: with no local
 `mnist_pairs/` it is built from TFDS mnist into the cache (p2p_tf/mnist_pairs.py).
 """
 
 import csv
 import os
-import shutil
-import tarfile
-import tempfile
-import urllib.error
-import urllib.request
 
 import numpy as np
 from PIL import Image
@@ -40,8 +36,10 @@ def search_dirs(data_dir=None):
     return [d for d in dirs if d]
 
 
-def dataset_root(name, data_dir=None, download=True, url=None):
-    """Folder holding the split folders of dataset `name`, unpacking or downloading if needed."""
+def dataset_root(name, data_dir=None):
+    """Folder holding the split folders of `--dataset=folder` (data_dir itself) or of mnist_pairs
+    (a local copy, else built from TFDS mnist into the cache). The pix2pix datasets are read
+    through their TFDS builder instead (p2p_tf/tfds_builder.py), prepared from local_copy()."""
     if name == config_lib.FOLDER_DATASET:
         if not data_dir:
             raise UserError('--dataset=folder needs --data_dir=PATH, a folder with train/ '
@@ -49,74 +47,29 @@ def dataset_root(name, data_dir=None, download=True, url=None):
         if not os.path.isdir(data_dir):
             raise UserError(f'data dir {data_dir} does not exist')
         return data_dir
+    if name != config_lib.MNIST_PAIRS_DATASET:
+        config_lib.dataset_facts(name)  # Unknown names are an error.
+        raise UserError(f'{name} is read through its TFDS builder, not as a folder')
+    copy = local_copy(name, data_dir, archive=False)
+    if copy:
+        return copy
+    from p2p_tf import mnist_pairs  # Imports TensorFlow; TFDS only when it builds.
+    return mnist_pairs.build(os.path.join(cache_dir(), 'extracted', name))
+
+
+def local_copy(name, data_dir=None, archive=True):
+    """The first local copy of dataset `name` in search_dirs(data_dir): the path of an unpacked
+    NAME/ with a train/ or val/ folder or, if `archive`, of NAME.tar.gz; None if there is none."""
     config_lib.dataset_facts(name)  # Unknown names are an error.
     if data_dir and not os.path.isdir(data_dir):
         raise UserError(f'data dir {data_dir} does not exist')
-    extracted = os.path.join(cache_dir(), 'extracted', name)
     for directory in search_dirs(data_dir):
         folder = os.path.join(directory, name)
         if any(os.path.isdir(os.path.join(folder, split)) for split in ('train', 'val')):
             return folder
-        archive = os.path.join(directory, name + '.tar.gz')
-        if name != config_lib.MNIST_PAIRS_DATASET and os.path.isfile(archive):
-            return extract(archive, name, extracted)
-    if name == config_lib.MNIST_PAIRS_DATASET:
-        from p2p_tf import mnist_pairs  # Imports TensorFlow; TFDS only when it builds.
-        return mnist_pairs.build(extracted)
-    if os.path.isdir(extracted):
-        return os.path.join(extracted, name)
-    looked = ', '.join(os.path.join(d, n) for d in search_dirs(data_dir)
-                       for n in (name + '/', name + '.tar.gz'))
-    if not download:
-        raise UserError(f'no local copy of {name}; looked for {looked}')
-    url = url or DOWNLOAD_URL.format(name=name)
-    archive = os.path.join(cache_dir(), name + '.tar.gz')
-    try:
-        fetch(url, archive)
-    except (OSError, urllib.error.URLError) as e:
-        raise UserError(
-            f'could not download {url} ({getattr(e, "reason", e)}); with no network, put '
-            f'{name}.tar.gz or an unpacked {name}/ in --data_dir or ${DATA_DIR_ENV} '
-            f'(looked for {looked})') from None
-    return extract(archive, name, extracted)
-
-
-def fetch(url, path):
-    """Downloads `url` to `path` through a temporary file, so a broken download leaves nothing."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    print(f'downloading {url} -> {path}', flush=True)
-    with tempfile.NamedTemporaryFile(dir=os.path.dirname(path), delete=False) as tmp:
-        try:
-            with urllib.request.urlopen(url, timeout=30) as response:
-                shutil.copyfileobj(response, tmp)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)
-
-
-def extract(archive, name, destination):
-    """Unpacks `archive` (holding `name/`) into `destination` once; returns `destination/name`."""
-    folder = os.path.join(destination, name)
-    if os.path.isdir(folder):
-        return folder
-    os.makedirs(os.path.dirname(destination), exist_ok=True)
-    staging = tempfile.mkdtemp(dir=os.path.dirname(destination))
-    try:
-        with tarfile.open(archive) as tar:
-            # The 'data' filter refuses absolute paths and links out of the folder (Python 3.12+,
-            # 3.11.4+).
-            safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
-            tar.extractall(staging, **safe)
-        if not os.path.isdir(os.path.join(staging, name)):
-            raise UserError(f'{archive} has no top-level {name}/ folder')
-        os.replace(staging, destination)
-    except tarfile.TarError as e:
-        raise UserError(f'{archive} is not a readable .tar.gz archive ({e})') from None
-    finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
-    return folder
+        if archive and os.path.isfile(folder + '.tar.gz'):
+            return folder + '.tar.gz'
+    return None
 
 
 def split_files(root, split):

@@ -1,9 +1,10 @@
 """tf.data pipelines: paired images -> batches of (input, target) float32 in [-1, 1].
 
-Training order and jitter are a pure function of (seed, example number): each epoch visits the
-files in a seeded permutation, and example k of the run gets the crop and flip of seed
-(seed, k). A run resumed at step s starts at example s * batch_size and sees exactly what an
-uninterrupted run would have seen, with no iterator state in the checkpoint.
+The examples are image files, or the records of a pix2pix dataset's TFDS builder read by index
+(tfds_builder.py). Training order and jitter are a pure function of (seed, example number):
+each epoch visits the examples in a seeded permutation, and example k of the run gets the crop
+and flip of seed (seed, k). A run resumed at step s starts at example s * batch_size and sees
+exactly what an uninterrupted run would have seen, with no iterator state in the checkpoint.
 """
 
 import tensorflow as tf
@@ -13,32 +14,54 @@ from p2p_tf import preprocessing
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def load_resized(path_a, path_b, size, input_channels, target_channels, direction):
-    """One example -> (input, target) uint8 [size, size, C], no jitter.
+def load_resized(encoded_a, encoded_b, size, input_channels, target_channels, direction):
+    """One example's encoded images -> (input, target) uint8 [size, size, C], no jitter.
 
-    path_a, path_b: a side-by-side file and '', or the files of sides A and B.
+    encoded_a, encoded_b: a side-by-side image and '', or the images of sides A and B.
     """
     def side_by_side():
-        return preprocessing.decode_pair(
-            tf.io.read_file(path_a), input_channels, target_channels, direction)
+        return preprocessing.decode_pair(encoded_a, input_channels, target_channels, direction)
 
     def separate():
-        a, b = (tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-                for path in (path_a, path_b))
+        a, b = (tf.io.decode_image(encoded, channels=3, expand_animations=False)
+                for encoded in (encoded_a, encoded_b))
         source, target = (a, b) if direction == 'AtoB' else (b, a)
         return (preprocessing.to_channels(source, input_channels),
                 preprocessing.to_channels(target, target_channels))
 
-    source, target = tf.cond(tf.strings.length(path_b) > 0, separate, side_by_side)
+    source, target = tf.cond(tf.strings.length(encoded_b) > 0, separate, side_by_side)
     return preprocessing.resize(source, size), preprocessing.resize(target, size)
 
 
-def path_columns(examples):
-    """Side-by-side paths or (a, b) pairs (see datasets.split_examples) -> (a paths, b paths),
-    b '' for side-by-side files."""
+def example_reader(examples):
+    """(number of examples, read): read maps an example's index, an int64 scalar tensor, to its
+    encoded images (a, b) for load_resized.
+
+    examples: a list of side-by-side pair files or of (a, b) pairs (datasets.split_examples),
+    read from disk; or a TFDS data source of pix2pix records holding the halves as PNG bytes
+    (tfds_builder.training_examples), read by index.
+    """
+    if not isinstance(examples, (list, tuple)):
+        def read_record(index):
+            record = examples[int(index)]
+            return record['image_a'], record['image_b']
+
+        def read(index):
+            encoded = tf.numpy_function(read_record, [index], (tf.string, tf.string),
+                                        stateful=False)
+            return tuple(tf.ensure_shape(image, []) for image in encoded)
+        return len(examples), read
+
     pairs = [(example, '') if isinstance(example, str) else tuple(example)
              for example in examples]
-    return [a for a, _ in pairs], [b for _, b in pairs]
+    files_a, files_b = (tf.constant(column) for column in zip(*pairs))
+
+    def read(index):
+        path_b = tf.gather(files_b, index)
+        encoded_b = tf.cond(tf.strings.length(path_b) > 0, lambda: tf.io.read_file(path_b),
+                            lambda: tf.constant(''))
+        return tf.io.read_file(tf.gather(files_a, index)), encoded_b
+    return len(examples), read
 
 
 def example_order(num_files, seed, start_example=0):
@@ -65,25 +88,24 @@ def decoded_bytes(num_files, size, input_channels, target_channels):
 def train_dataset(examples, config, start_example=0, cache=None):
     """Endless dataset of jittered (input, target) batches, float32 [batch, S, S, C] in [-1, 1].
 
-    examples: side-by-side pair files, or (a, b) pairs from datasets.split_examples; config: a
-    resolved config; start_example: number of examples already consumed (step * batch_size)
-    by the run being resumed; cache: force the in-memory cache of decoded, resized pairs on or
-    off (None: on when it fits in config.cache_megabytes).
+    examples: as for example_reader; config: a resolved config; start_example: number of
+    examples already consumed (step * batch_size) by the run being resumed; cache: force the
+    in-memory cache of decoded, resized pairs on or off (None: on when it fits in
+    config.cache_megabytes).
     """
-    load = lambda path_a, path_b: load_resized(
-        path_a, path_b, config.load_size, config.input_channels, config.output_channels,
+    count, read = example_reader(examples)
+    load = lambda index: load_resized(
+        *read(index), config.load_size, config.input_channels, config.output_channels,
         config.direction)
-    columns = path_columns(examples)
     if cache is None:
-        cache = decoded_bytes(len(examples), config.load_size, config.input_channels,
+        cache = decoded_bytes(count, config.load_size, config.input_channels,
                               config.output_channels) <= config.cache_megabytes * 2 ** 20
     if cache:
-        sources, targets = (tf.data.Dataset.from_tensor_slices(columns).map(load, AUTOTUNE)
-                            .batch(len(examples)).get_single_element())
+        sources, targets = (tf.data.Dataset.range(count).map(load, AUTOTUNE)
+                            .batch(count).get_single_element())
         fetch = lambda index: (tf.gather(sources, index), tf.gather(targets, index))
     else:
-        files_a, files_b = (tf.constant(column) for column in columns)
-        fetch = lambda index: load(tf.gather(files_a, index), tf.gather(files_b, index))
+        fetch = load
 
     def example(number, index):
         source, target = fetch(index)
@@ -93,7 +115,7 @@ def train_dataset(examples, config, start_example=0, cache=None):
             config.random_vertical_flip, config.random_rotate90)
         return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
 
-    dataset = example_order(len(examples), config.seed, start_example)
+    dataset = example_order(count, config.seed, start_example)
     dataset = dataset.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
     return dataset.batch(config.batch_size, drop_remainder=True).prefetch(AUTOTUNE)
 
@@ -103,10 +125,12 @@ def eval_dataset(examples, config, batch_size=1):
 
     examples: as for train_dataset.
     """
-    def example(path_a, path_b):
-        source, target = load_resized(path_a, path_b, config.image_size, config.input_channels,
+    count, read = example_reader(examples)
+
+    def example(index):
+        source, target = load_resized(*read(index), config.image_size, config.input_channels,
                                       config.output_channels, config.direction)
         return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
 
-    dataset = tf.data.Dataset.from_tensor_slices(path_columns(examples)).map(example, AUTOTUNE)
+    dataset = tf.data.Dataset.range(count).map(example, AUTOTUNE)
     return dataset.batch(batch_size).prefetch(AUTOTUNE)

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 import p2p_tf
 from p2p_tf import config as config_lib
-from p2p_tf import inference, preprocessing
+from p2p_tf import inference, models, preprocessing
 from p2p_tf.errors import UserError
 
 METADATA_PATH = os.path.join('assets.extra', 'p2p_tf_metadata.json')
@@ -72,6 +72,10 @@ def translation_function(generator, multiple, mode):
 def export_archive(generator, metadata, fixed_size=None):
     """The Keras ExportArchive of the three signatures (see the module docstring). With
     `fixed_size`, the image signatures take [1, fixed_size, fixed_size, C_in] only."""
+    if metadata['mode'] == 'eval':
+        # Eval mode uses BatchNorm's moving averages, constants at serving time: folded into
+        # the convolutions they follow, they cost nothing per image.
+        generator = models.fold_batch_norm(generator)
     translate = translation_function(generator, metadata['multiple'], metadata['mode'])
     input_channels = metadata['input_channels']
     shape = [1, fixed_size, fixed_size] if fixed_size else [None, None, None]

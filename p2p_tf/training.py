@@ -14,14 +14,16 @@ import keras
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, images, inference, input_pipeline, losses, models
+from p2p_tf import (datasets, images, inference, input_pipeline, losses, models, performance,
+                    tfds_builder)
 from p2p_tf.errors import UserError
 from p2p_tf.progress import Progress
 
 LOSS_NAMES = ('gen_total', 'gen_gan', 'gen_l1', 'disc', 'disc_real', 'disc_fake')
 # Fields that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
-                     'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes')
+                     'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes',
+                     'precision', 'xla', 'fused_adam', 'matmul_weight_gradients')
 
 
 class TrainingError(Exception):
@@ -54,6 +56,11 @@ def rng_states(model):
     return [variable for variable in model.variables if 'seed_generator_state' in variable.path]
 
 
+def unwrapped(optimizer):
+    """The Adam inside a LossScaleOptimizer, or the optimizer itself."""
+    return getattr(optimizer, 'inner_optimizer', optimizer)
+
+
 class Trainer:
     """Both networks, both optimizers and the step counter, created under the current
     tf.distribute strategy, with one train step and one checkpoint covering all of them."""
@@ -61,24 +68,31 @@ class Trainer:
     def __init__(self, config, total_steps, decay_steps=0, strategy=None):
         self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.precision = performance.choose_precision(config.precision)
         with self.strategy.scope():
-            self.generator = models.generator_from_config(config)
-            self.discriminator = models.discriminator_from_config(config)
+            options = dict(dtype=self.precision,
+                           matmul_weight_gradients=config.matmul_weight_gradients)
+            self.generator = models.generator_from_config(config, **options)
+            self.discriminator = models.discriminator_from_config(config, **options)
             schedule = LinearDecay(config.learning_rate, total_steps, decay_steps)
             self.generator_optimizer, self.discriminator_optimizer = (
-                keras.optimizers.Adam(schedule, beta_1=config.beta_1, beta_2=config.beta_2)
+                performance.adam(config.fused_adam, schedule, config.beta_1, config.beta_2,
+                                 self.precision)
                 for _ in range(2))
             # Keras 3 creates Adam's moments lazily; build them now so a restore fills them.
             self.generator_optimizer.build(self.generator.trainable_variables)
             self.discriminator_optimizer.build(self.discriminator.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name='step')
+        # The checkpoint holds Adam's own variables, not a float16 loss-scale wrapper's, so a
+        # run can resume under another precision (the loss scale re-adapts in a few steps).
         self.checkpoint = tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
-            generator_optimizer=self.generator_optimizer,
-            discriminator_optimizer=self.discriminator_optimizer, step=self.step,
+            generator_optimizer=unwrapped(self.generator_optimizer),
+            discriminator_optimizer=unwrapped(self.discriminator_optimizer), step=self.step,
             generator_rng=rng_states(self.generator),
             discriminator_rng=rng_states(self.discriminator))
-        self._train_step = tf.function(self._distributed_step)
+        jit = performance.choose_xla(config.xla) == 'on'
+        self._train_step = tf.function(self._distributed_step, jit_compile=jit)
 
     def replica_step(self, inputs, targets):
         """One update of D and G on this replica's batch; returns the losses (scaled by
@@ -91,7 +105,10 @@ class Trainer:
             gen_total, gen_gan, gen_l1 = losses.generator_loss(
                 fake_logits, generated, targets, self.config.l1_weight)
             disc, disc_real, disc_fake = losses.discriminator_loss(real_logits, fake_logits)
-            scaled_gen_total, scaled_disc = gen_total * scale, disc * scale
+            # scale_loss multiplies by the loss scale under mixed_float16 (apply_gradients
+            # divides it out again) and is the identity otherwise.
+            scaled_gen_total = self.generator_optimizer.scale_loss(gen_total * scale)
+            scaled_disc = self.discriminator_optimizer.scale_loss(disc * scale)
         gen_grads = gen_tape.gradient(scaled_gen_total, self.generator.trainable_variables)
         disc_grads = disc_tape.gradient(scaled_disc, self.discriminator.trainable_variables)
         self.generator_optimizer.apply_gradients(
@@ -164,12 +181,14 @@ def image_grid(generator, inputs, targets):
     return images.side_by_side(inputs, targets, inference.generate(generator, inputs, 'paper'))
 
 
-def train(config, workdir, data_dir=None, stream=None):
-    """Trains (or resumes) the run in `workdir`; returns the Trainer.
-
-    config: a ConfigDict from config.get_config() plus overrides (resolved here).
-    """
-    config = config_lib.resolve(config)
+def training_data(config, data_dir=None):
+    """(training examples, sample examples, [(unreadable path, reason)]) of a resolved config:
+    TFDS data sources for the pix2pix datasets, file paths otherwise (see
+    input_pipeline.train_dataset)."""
+    if config.dataset in tfds_builder.NAMES:
+        # Read through the TFDS builder, which decoded and checked every file when it prepared
+        # the dataset.
+        return tfds_builder.training_examples(config, data_dir) + ([],)
     root = datasets.dataset_root(config.dataset, data_dir)
     train_examples, sample_examples = datasets.training_examples(
         root, config.train_split, config.sample_split, config.val_fraction, config.seed)
@@ -180,6 +199,16 @@ def train(config, workdir, data_dir=None, stream=None):
     if not train_examples:
         raise UserError(f'none of the training images in {root} can be read')
     datasets.check_examples(train_examples + sample_examples, config.image_size)
+    return train_examples, sample_examples, unreadable
+
+
+def train(config, workdir, data_dir=None, stream=None):
+    """Trains (or resumes) the run in `workdir`; returns the Trainer.
+
+    config: a ConfigDict from config.get_config() plus overrides (resolved here).
+    """
+    config = performance.resolve(config_lib.resolve(config))
+    train_examples, sample_examples, unreadable = training_data(config, data_dir)
     prepare_workdir(config, workdir)
 
     total_steps, decay_steps = config_lib.schedule_steps(config, len(train_examples))
@@ -218,7 +247,8 @@ def train(config, workdir, data_dir=None, stream=None):
         run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
                  (sample_inputs, sample_targets))
     except tf.errors.InvalidArgumentError:
-        bad = datasets.find_undecodable(
+        # Only files can turn out to be truncated; the builder's records all decoded.
+        bad = isinstance(train_examples, list) and datasets.find_undecodable(
             [path for pair in train_examples for path in pair if path])
         if bad:
             raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None

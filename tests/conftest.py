@@ -4,6 +4,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import tarfile
 
 import numpy as np
 import pytest
@@ -37,11 +38,36 @@ def write_pairs(folder, count, height=40, seed=0, suffix='.png'):
     return paths
 
 
+def make_archive(folder, name='facades'):
+    """folder/NAME.tar.gz holding NAME/train (3 pairs) and NAME/val (2 pairs); returns its path."""
+    source = folder / 'source'
+    write_pairs(source / name / 'train', 3)
+    write_pairs(source / name / 'val', 2, seed=1)
+    archive = folder / f'{name}.tar.gz'
+    with tarfile.open(archive, 'w:gz') as tar:
+        tar.add(source / name, arcname=name)
+    return archive
+
+
 def run_command(module, *args, env=None, timeout=300):
     """Runs `python -m module args...` in a subprocess; returns the CompletedProcess."""
     full_env = dict(os.environ, **(env or {}))
     return subprocess.run([sys.executable, '-m', module, *map(str, args)], capture_output=True,
                           text=True, env=full_env, timeout=timeout, cwd=str(REPO))
+
+
+@pytest.fixture(scope='session', autouse=True)
+def session_cache(tmp_path_factory):
+    """The cache of every test and command run (the environment is inherited), never the
+    user's: the shared facades is prepared for TFDS once per session."""
+    from p2p_tf import datasets
+    before = os.environ.get(datasets.CACHE_DIR_ENV)
+    os.environ[datasets.CACHE_DIR_ENV] = str(tmp_path_factory.mktemp('cache'))
+    yield pathlib.Path(os.environ[datasets.CACHE_DIR_ENV])
+    if before is None:
+        del os.environ[datasets.CACHE_DIR_ENV]
+    else:
+        os.environ[datasets.CACHE_DIR_ENV] = before
 
 
 @pytest.fixture

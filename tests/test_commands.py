@@ -113,8 +113,7 @@ def test_train_bad_input_is_one_error_line(args, message, shared_data, tmp_path)
     given = {arg.split('=')[0] for arg in args}
     args = [arg.format(tmp=tmp_path) for arg in args] + [
         f'{flag}={value}' for flag, value in defaults.items() if flag not in given]
-    result = run_command('p2p_tf.train', '--config=configs/tiny.py', *args,
-                         env={'P2P_TF_CACHE_DIR': str(tmp_path / 'cache')})
+    result = run_command('p2p_tf.train', '--config=configs/tiny.py', *args)
     assert message in error_line(result)
     assert not os.path.exists(tmp_path / 'run' / 'checkpoints')
 

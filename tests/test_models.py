@@ -23,7 +23,7 @@ def all_layers(model):
 def blocks(model, first_layer_type):
     """The Sequential blocks of `model` whose first layer is a `first_layer_type`, in order."""
     return [layer for layer in model.layers
-            if isinstance(layer, keras.Sequential) and type(layer.layers[0]) is first_layer_type]
+            if isinstance(layer, keras.Sequential) and isinstance(layer.layers[0], first_layer_type)]
 
 
 def random_images(shape, seed=0):
@@ -74,8 +74,8 @@ def test_depth_8_generator_has_the_papers_structure():
     assert [any(isinstance(layer, keras.layers.Dropout) for layer in block.layers)
             for block in decoder] == [True] * 3 + [False] * 4
     leaves = all_layers(generator)
-    assert sum(type(layer) is keras.layers.Conv2D for layer in leaves) == 8
-    assert sum(type(layer) is keras.layers.Conv2DTranspose for layer in leaves) == 8
+    assert sum(isinstance(layer, keras.layers.Conv2D) for layer in leaves) == 8
+    assert sum(isinstance(layer, keras.layers.Conv2DTranspose) for layer in leaves) == 8
     # Each decoder block but the innermost is followed by a skip concatenation, 7 in all.
     assert sum(isinstance(layer, keras.layers.Concatenate) for layer in leaves) == 7
 
@@ -220,3 +220,21 @@ def test_discriminator_accepts_different_input_and_target_channels():
     logits = discriminator([random_images([2, 64, 64, 1], seed=1),
                             random_images([2, 64, 64, 3], seed=2)], training=False)
     assert logits.shape == (2, 14, 14, 1)
+
+
+def test_folded_generator_equals_eval_mode_without_batch_norm():
+    generator = models.unet_generator(depth=5, base_filters=8)
+    rng = np.random.default_rng(0)
+    # Statistics and affine parameters far from their initial values, so folding is exercised.
+    for variable in generator.variables:
+        if any(name in variable.path for name in ('moving', 'gamma', 'beta')):
+            variable.assign(variable + rng.uniform(0.1, 0.5, variable.shape).astype(np.float32))
+    folded = models.fold_batch_norm(generator)
+    inputs = tf.random.uniform([2, 32, 32, 3], -1, 1, seed=1)
+    expected = generator(inputs, training=False)
+    np.testing.assert_allclose(folded(inputs), expected, atol=1e-5)
+    # No BatchNorm and no Dropout left: a training-mode call is the same computation.
+    np.testing.assert_allclose(folded(inputs, training=True), expected, atol=1e-5)
+    kinds = {type(layer).__name__ for layer in folded._flatten_layers()}
+    assert 'BatchNormalization' not in kinds and 'Dropout' not in kinds
+    assert len(folded.weights) < len(generator.weights)

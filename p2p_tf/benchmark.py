@@ -1,0 +1,395 @@
+"""Measure speed and memory on this machine: `python -m p2p_tf.benchmark --json=bench.json`.
+
+Prints a table and (with --json) writes the machine, versions, settings and figures:
+- training images/s at --image_size and --batch_size on synthetic tensors, for each variant in
+  --variants: `reference` is the TensorFlow tutorial's plain float32 step (same networks,
+  losses and optimizer, no speed options); `fast` is the project's defaults (performance.py);
+  `bfloat16`, `float16` and `xla` are `fast` with that one setting forced;
+- the end-to-end training rate of `fast` reading real data through the input pipeline;
+- the input pipeline alone (decode, cache, jitter, mirroring), images/s;
+- the latency of translating one image: the tutorial-style eager `generator(x, training=True)`
+  call, the same call in a tf.function, and the exported SavedModel (`translate_float`) in
+  paper mode (the same computation) and eval mode;
+- the peak resident memory of each measurement;
+- with `--sections=quality` (not run by default: minutes), whether the fast settings train like
+  the reference: the first --quality_steps steps on the real data at --quality_size, reference
+  and fast from the same seed, and the reference from another seed as the yardstick. The mean L1
+  and discriminator losses over each --quality_window steps are compared; the fast run passes
+  when it stays as close to the reference as a reseeded reference does.
+
+Each measurement runs in its own Python process, so its peak memory is its own, and every speed
+figure is also given as a ratio to the reference measured in the same run. Speeds are medians
+over --windows timed windows after warm-up steps. Timings are never checked by the tests.
+"""
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up logging)
+
+from absl import flags
+
+from p2p_tf import config as config_lib
+from p2p_tf.errors import UserError
+
+# Training variants: config overrides on top of the project's defaults.
+VARIANTS = {
+    'reference': dict(precision='float32', xla='off', fused_adam=False,
+                      matmul_weight_gradients=False),
+    'fast': {},
+    'bfloat16': dict(precision='mixed_bfloat16'),
+    'float16': dict(precision='mixed_float16'),
+    'xla': dict(xla='on'),
+}
+SECTIONS = ('train', 'train_real_data', 'pipeline', 'inference', 'quality')
+DEFAULT_SECTIONS = SECTIONS[:-1]
+
+_VARIANTS = flags.DEFINE_list('variants', ['reference', 'fast'],
+                              f'Training variants to measure: {", ".join(VARIANTS)}.')
+_SECTIONS = flags.DEFINE_list('sections', list(DEFAULT_SECTIONS),
+                              f'What to measure: {", ".join(SECTIONS)}.')
+_IMAGE_SIZE = flags.DEFINE_integer('image_size', 256, 'Training and inference image size.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 1, 'Training batch size.')
+_GENERATOR_FILTERS = flags.DEFINE_integer('generator_filters', 64, 'U-Net base filters.')
+_DISCRIMINATOR_FILTERS = flags.DEFINE_integer('discriminator_filters', 64,
+                                              'PatchGAN base filters.')
+_WARMUP_STEPS = flags.DEFINE_integer('warmup_steps', 3, 'Untimed steps before timing.')
+_WINDOWS = flags.DEFINE_integer('windows', 5, 'Timed windows per measurement (the median '
+                                'is reported).')
+_STEPS_PER_WINDOW = flags.DEFINE_integer('steps_per_window', 4, 'Training steps per window.')
+_DATASET = flags.DEFINE_string('dataset', 'facades', 'Named dataset for the real-data '
+                               'measurements (see --data_dir).')
+_DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder with a local copy of the dataset; '
+                                'default $P2P_TF_DATA_DIR.')
+_FOLDER = flags.DEFINE_string('folder', None, 'A folder of your own pairs to use instead of '
+                              '--dataset (as for --dataset=folder).')
+_QUALITY_SIZE = flags.DEFINE_integer('quality_size', 128, 'Image size of the quality check.')
+_QUALITY_STEPS = flags.DEFINE_integer('quality_steps', 300, 'Steps of each quality-check run.')
+_QUALITY_WINDOW = flags.DEFINE_integer('quality_window', 50, 'Steps per loss mean compared.')
+_JSON = flags.DEFINE_string('json', None, 'Write the results here as JSON.')
+_CASE = flags.DEFINE_string('case', None, 'Internal: run one measurement and print its JSON.')
+
+
+def peak_rss_mb():
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def base_config(variant='fast', image_size=None, seed=0):
+    config = config_lib.get_config()
+    config.dataset = _FOLDER.value and config_lib.FOLDER_DATASET or _DATASET.value
+    config.image_size = image_size or _IMAGE_SIZE.value
+    # The paper's jitter ratio, 286 / 256.
+    config.load_size = config.image_size * 286 // 256
+    config.seed = seed
+    config.batch_size = _BATCH_SIZE.value
+    config.generator_filters = _GENERATOR_FILTERS.value
+    config.discriminator_filters = _DISCRIMINATOR_FILTERS.value
+    config.steps = 1
+    config.update(VARIANTS[variant])
+    from p2p_tf import performance
+    return performance.resolve(config_lib.resolve(config))
+
+
+def timed_windows(run_steps, steps):
+    """Images/s of `run_steps(steps)` over --windows windows, after the warm-up."""
+    run_steps(_WARMUP_STEPS.value)
+    rates = []
+    for _ in range(_WINDOWS.value):
+        start = time.perf_counter()
+        run_steps(steps)
+        rates.append(steps * _BATCH_SIZE.value / (time.perf_counter() - start))
+    return rates
+
+
+def training_examples(config):
+    from p2p_tf import training
+    return training.training_data(config, _FOLDER.value or _DATA_DIR.value)[0]
+
+
+def measure_training(variant, real_data):
+    import tensorflow as tf
+
+    from p2p_tf import input_pipeline, training
+    config = base_config(variant)
+    trainer = training.Trainer(config, total_steps=10 ** 9)
+    shape = [config.batch_size, config.image_size, config.image_size, 3]
+    if real_data:
+        batches = iter(input_pipeline.train_dataset(training_examples(config), config))
+    else:
+        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+        batches = iter(lambda: (inputs, targets), None)
+
+    def run_steps(count):
+        for _ in range(count):
+            losses = trainer.train_step(*next(batches))
+        float(losses['gen_total'])  # Waits for the last step to finish.
+
+    rates = timed_windows(run_steps, _STEPS_PER_WINDOW.value)
+    return dict(images_per_second=statistics.median(rates), windows=rates,
+                precision=config.precision, xla=config.xla, fused_adam=config.fused_adam,
+                matmul_weight_gradients=config.matmul_weight_gradients)
+
+
+def measure_pipeline():
+    from p2p_tf import input_pipeline
+    config = base_config()
+    examples = training_examples(config)
+    start = time.perf_counter()
+    batches = iter(input_pipeline.train_dataset(examples, config))
+    next(batches)
+    first_batch_seconds = time.perf_counter() - start
+    steps = max(50, 4 * len(examples) // config.batch_size)
+
+    def run_steps(count):
+        for _ in range(count):
+            next(batches)
+
+    rates = timed_windows(run_steps, steps)
+    return dict(images_per_second=statistics.median(rates), windows=rates,
+                examples=len(examples), first_batch_seconds=first_batch_seconds)
+
+
+def measure_inference():
+    import tensorflow as tf
+
+    from p2p_tf import models, serving
+    config = base_config()
+    # The tutorial's generator: Keras' own layers, float32.
+    generator = models.generator_from_config(config, matmul_weight_gradients=False)
+    size = config.image_size
+    image = tf.random.uniform([1, size, size, config.input_channels], -1, 1, seed=3)
+    compiled = tf.function(lambda x: generator(x, training=True))
+    latencies = {
+        'eager_training_call': lambda: generator(image, training=True),
+        'tf_function_training_call': lambda: compiled(image),
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        for mode in ('paper', 'eval'):
+            metadata = serving.export_metadata(config, 0, mode)
+            path = os.path.join(folder, mode)
+            serving.write_saved_model(generator, metadata, path)
+            translate = tf.saved_model.load(path).signatures['translate_float']
+            latencies[f'saved_model_{mode}'] = (
+                lambda translate=translate: translate(images=image))
+        latency = {}
+        for name, call in latencies.items():
+            for _ in range(_WARMUP_STEPS.value):
+                tf.nest.map_structure(lambda t: t.numpy(), call())
+            times = []
+            for _ in range(_WINDOWS.value * _STEPS_PER_WINDOW.value):
+                start = time.perf_counter()
+                tf.nest.map_structure(lambda t: t.numpy(), call())
+                times.append(1000 * (time.perf_counter() - start))
+            latency[name] = dict(milliseconds=statistics.median(times), samples=len(times))
+    return dict(latency=latency)
+
+
+def quality_run(variant, seed):
+    """Means of gen_l1 and disc over each --quality_window of the first --quality_steps steps
+    on the real data."""
+    import keras
+
+    from p2p_tf import input_pipeline, training
+    config = base_config(variant, image_size=_QUALITY_SIZE.value, seed=seed)
+    keras.utils.set_random_seed(seed)
+    trainer = training.Trainer(config, total_steps=_QUALITY_STEPS.value)
+    batches = iter(input_pipeline.train_dataset(training_examples(config), config))
+    sums, means = {'gen_l1': 0.0, 'disc': 0.0}, {'gen_l1': [], 'disc': []}
+    for step in range(1, _QUALITY_STEPS.value + 1):
+        losses = trainer.train_step(*next(batches))
+        for name in sums:
+            sums[name] += float(losses[name])
+        if step % _QUALITY_WINDOW.value == 0:
+            for name in sums:
+                means[name].append(sums[name] / _QUALITY_WINDOW.value)
+            sums = dict.fromkeys(sums, 0.0)
+    return means
+
+
+def measure_quality():
+    runs = {'reference': quality_run('reference', 0), 'fast': quality_run('fast', 0),
+            'reference_seed_1': quality_run('reference', 1)}
+
+    def largest_gap(first, second):
+        return {name: max(abs(a - b) for a, b in zip(runs[first][name], runs[second][name]))
+                for name in ('gen_l1', 'disc')}
+
+    fast_gap, seed_gap = largest_gap('fast', 'reference'), largest_gap('reference_seed_1',
+                                                                      'reference')
+    return dict(window_means=runs, fast_vs_reference=fast_gap, seed_1_vs_seed_0=seed_gap,
+                passed=all(fast_gap[name] <= seed_gap[name] for name in fast_gap))
+
+
+def run_case(case):
+    """One measurement in this process -> its figures and this process's peak memory."""
+    if case.startswith('train:'):
+        result = measure_training(case.split(':', 1)[1], real_data=False)
+    elif case == 'train_real_data':
+        result = measure_training('fast', real_data=True)
+    elif case == 'pipeline':
+        result = measure_pipeline()
+    elif case == 'inference':
+        result = measure_inference()
+    elif case == 'quality':
+        result = measure_quality()
+    else:
+        raise UserError(f'unknown case {case!r}')
+    result['peak_rss_mb'] = peak_rss_mb()
+    return result
+
+
+def run_in_subprocess(case):
+    """Runs one case in a fresh interpreter with this command's flags; returns its JSON."""
+    argv = [a for a in sys.argv[1:] if not a.startswith(('--json', '--case'))]
+    command = [sys.executable, '-m', 'p2p_tf.benchmark', f'--case={case}'] + argv
+    print(f'measuring {case} ...', file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise UserError(f'measuring {case} failed:\n{done.stderr.strip()[-3000:]}')
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def machine():
+    """What ran the benchmark: CPU model, cores, GPUs, library versions."""
+    import keras
+    import tensorflow as tf
+
+    import p2p_tf
+    from p2p_tf import performance
+    model = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            model = next((line.split(':', 1)[1].strip() for line in cpuinfo
+                          if line.startswith('model name')), model)
+    except OSError:
+        pass
+    gpus = [tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
+            for gpu in tf.config.list_physical_devices('GPU')]
+    flags_of_note = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
+    return dict(cpu=model, cpu_cores=os.cpu_count(),
+                cpu_flags=[f for f in flags_of_note if f in performance.cpu_flags()],
+                gpus=gpus, python=platform.python_version(), tensorflow=tf.__version__,
+                keras=keras.__version__, p2p_tf=p2p_tf.__version__)
+
+
+def collect():
+    """Runs every requested measurement; returns the report dict."""
+    unknown = sorted(set(_VARIANTS.value) - set(VARIANTS)) + sorted(
+        set(_SECTIONS.value) - set(SECTIONS))
+    if unknown:
+        raise UserError(f'unknown variant or section {unknown[0]!r}')
+    results = {}
+    if 'train' in _SECTIONS.value:
+        variants = ['reference'] + [v for v in _VARIANTS.value if v != 'reference']
+        results['train'] = {v: run_in_subprocess(f'train:{v}') for v in variants}
+    for section in ('train_real_data', 'pipeline', 'inference', 'quality'):
+        if section in _SECTIONS.value:
+            results[section] = run_in_subprocess(section)
+    add_ratios(results)
+    config = base_config()
+    settings = dict(image_size=config.image_size, batch_size=config.batch_size,
+                    generator_filters=config.generator_filters,
+                    discriminator_filters=config.discriminator_filters,
+                    dataset=config.dataset, warmup_steps=_WARMUP_STEPS.value,
+                    windows=_WINDOWS.value, steps_per_window=_STEPS_PER_WINDOW.value,
+                    **(dict(quality_size=_QUALITY_SIZE.value, quality_steps=_QUALITY_STEPS.value,
+                            quality_window=_QUALITY_WINDOW.value)
+                       if 'quality' in _SECTIONS.value else {}))
+    return dict(command=' '.join(['python -m p2p_tf.benchmark'] + sys.argv[1:]),
+                date=time.strftime('%Y-%m-%d %H:%M:%S %Z'), machine=machine(),
+                settings=settings, results=results)
+
+
+def add_ratios(results):
+    """Speed and memory relative to the reference (and the pipeline relative to training)."""
+    reference = results.get('train', {}).get('reference')
+    for figures in list(results.get('train', {}).values()) + [results.get('train_real_data')]:
+        if figures and reference:
+            figures['speed_ratio'] = figures['images_per_second'] / reference['images_per_second']
+            figures['memory_ratio'] = figures['peak_rss_mb'] / reference['peak_rss_mb']
+    consumer = results.get('train_real_data') or results.get('train', {}).get('fast')
+    if 'pipeline' in results and consumer:
+        results['pipeline']['ratio_to_training'] = (
+            results['pipeline']['images_per_second'] / consumer['images_per_second'])
+    inference = results.get('inference')
+    if inference:
+        eager = inference['latency']['eager_training_call']['milliseconds']
+        for figures in inference['latency'].values():
+            figures['speedup_over_eager'] = eager / figures['milliseconds']
+
+
+def table(report):
+    """The report as aligned text lines."""
+    results = report['results']
+    lines = [f"{report['machine']['cpu']}, {report['machine']['cpu_cores']} cores"
+             + (f", GPU: {', '.join(report['machine']['gpus'])}" if report['machine']['gpus']
+                else ', no GPU')
+             + f"; TensorFlow {report['machine']['tensorflow']}",
+             f"{report['settings']['image_size']}x{report['settings']['image_size']}, batch "
+             f"{report['settings']['batch_size']}", '',
+             f"{'measurement':34} {'speed':>14} {'vs reference':>13} {'peak memory':>12}"]
+
+    def row(name, speed, ratio, memory):
+        ratio = f'{ratio:.2f}x' if ratio is not None else ''
+        lines.append(f'{name:34} {speed:>14} {ratio:>13} {memory:>9.0f} MB')
+
+    for variant, figures in results.get('train', {}).items():
+        label = f"train {variant} ({figures['precision']}, xla {figures['xla']})"
+        row(label[:34], f"{figures['images_per_second']:.3f} img/s",
+            figures.get('speed_ratio'), figures['peak_rss_mb'])
+    if 'train_real_data' in results:
+        figures = results['train_real_data']
+        row('train fast, real data', f"{figures['images_per_second']:.3f} img/s",
+            figures.get('speed_ratio'), figures['peak_rss_mb'])
+    if 'pipeline' in results:
+        figures = results['pipeline']
+        row('input pipeline alone', f"{figures['images_per_second']:.0f} img/s", None,
+            figures['peak_rss_mb'])
+        if 'ratio_to_training' in figures:
+            lines.append(f"{'':34} {figures['ratio_to_training']:.0f}x what training consumes")
+    for name, figures in results.get('inference', {}).get('latency', {}).items():
+        lines.append(f"{'inference ' + name:34} {figures['milliseconds']:>11.1f} ms "
+                     f"{figures['speedup_over_eager']:>7.2f}x eager")
+    if 'inference' in results:
+        lines.append(f"{'':34} (inference peak memory {results['inference']['peak_rss_mb']:.0f}"
+                     ' MB, all four in one process)')
+    quality = results.get('quality')
+    if quality:
+        settings = report['settings']
+        lines.append(f"quality, {settings['quality_steps']} steps at {settings['quality_size']}"
+                     f"x{settings['quality_size']}, largest gap between "
+                     f"{settings['quality_window']}-step loss means:")
+        for name in ('gen_l1', 'disc'):
+            lines.append(f"  {name:8} fast vs reference {quality['fast_vs_reference'][name]:.4f}"
+                         f"; reference seed 1 vs seed 0 {quality['seed_1_vs_seed_0'][name]:.4f}")
+        lines.append(f"  {'passed' if quality['passed'] else 'FAILED'}: the fast run stays as "
+                     'close to the reference as a reseeded reference')
+    return lines
+
+
+def main():
+    if _CASE.value:
+        print(json.dumps(run_case(_CASE.value)))
+        return
+    report = collect()
+    print('\n'.join(table(report)))
+    if _JSON.value:
+        with open(_JSON.value, 'w') as f:
+            json.dump(report, f, indent=2)
+        print(f'wrote {_JSON.value}')
+
+
+def run():
+    cli.run(main)
+
+
+if __name__ == '__main__':
+    run()

@@ -1,0 +1,104 @@
+"""Speed settings: numeric precision, XLA and the fused Adam update, chosen for the hardware.
+
+None of them changes the networks or the objective; `python -m p2p_tf.benchmark` measures each
+against the tutorial's plain float32 step (README, "Speed").
+
+`config.precision` and `config.xla` default to 'auto', which picks for the machine at hand:
+- precision: 'mixed_float16' (with loss scaling) on a GPU, the usual choice for its 16-bit
+  matrix units; 'mixed_bfloat16' on a CPU with native bfloat16 arithmetic (AVX512-BF16 or
+  AMX); 'float32' on other CPUs, where bfloat16 is emulated (several times slower, README).
+- xla: on for GPUs, off for CPUs, where it measured slower than graph mode (README).
+GPU choices follow common practice and are not yet measured by the project.
+`config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
+ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass
+over the 57 million weights and moments instead of several.
+`config.matmul_weight_gradients` (default on) is the fourth setting; it lives with the layers
+it changes (p2p_tf/layers.py).
+"""
+
+import functools
+
+import keras
+import tensorflow as tf
+
+from p2p_tf.config import AUTO
+
+# CPU feature flags (/proc/cpuinfo) that mean bfloat16 matrix products run natively.
+BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+
+
+@functools.cache
+def cpu_flags():
+    """The CPU feature flags Linux reports, or an empty set elsewhere."""
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def has_gpu():
+    return bool(tf.config.list_physical_devices('GPU'))
+
+
+def choose_precision(setting):
+    """'auto' or one of config.PRECISIONS -> one of config.PRECISIONS for this machine."""
+    if setting != AUTO:
+        return setting
+    if has_gpu():
+        return 'mixed_float16'
+    if cpu_flags() & set(BF16_CPU_FLAGS):
+        return 'mixed_bfloat16'
+    return 'float32'
+
+
+def choose_xla(setting):
+    """'auto', 'on' or 'off' -> 'on' or 'off' for this machine."""
+    if setting != AUTO:
+        return setting
+    return 'on' if has_gpu() else 'off'
+
+
+def resolve(config):
+    """A resolved config with precision and xla fixed for this machine (recorded in the
+    workdir's config.json, so a run says what it used)."""
+    config = config.copy_and_resolve_references()
+    config.precision = choose_precision(config.precision)
+    config.xla = choose_xla(config.xla)
+    return config
+
+
+class FusedAdam(keras.optimizers.Adam):
+    """keras.optimizers.Adam whose per-variable update is TensorFlow's fused ResourceApplyAdam
+    kernel. Same variables (so checkpoints are interchangeable with keras Adam) and the same
+    formula: m += (g - m)(1 - b1); v += (g^2 - v)(1 - b2);
+    w -= lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + epsilon)."""
+
+    def __init__(self, *args, name='adam', **kwargs):
+        super().__init__(*args, name=name, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self.amsgrad:
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        index = self._get_variable_index(variable)
+        step = tf.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=self._momentums[index].handle,
+            v=self._velocities[index].handle, beta1_power=tf.pow(beta_1, step),
+            beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype), beta1=beta_1,
+            beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype), grad=tf.cast(gradient, dtype))
+
+
+def adam(fused, learning_rate, beta_1, beta_2, precision):
+    """The Adam optimizer for one network: fused or Keras', wrapped in a LossScaleOptimizer
+    under mixed_float16 (float16 gradients underflow without loss scaling)."""
+    optimizer = (FusedAdam if fused else keras.optimizers.Adam)(
+        learning_rate, beta_1=beta_1, beta_2=beta_2)
+    if precision == 'mixed_float16':
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

@@ -1,0 +1,172 @@
+"""Speed settings: fused Adam, mixed precision, XLA, the hardware choice, and the benchmark's
+plumbing (never its timings)."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_command, tiny_config
+from p2p_tf import models, performance, training
+
+
+def adam_pair():
+    return (optimizer_class(learning_rate=0.01, beta_1=0.5, beta_2=0.999)
+            for optimizer_class in (keras.optimizers.Adam, performance.FusedAdam))
+
+
+def test_fused_adam_matches_keras_adam_update_for_update():
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(5, 7)).astype(np.float32)
+    keras_adam, fused_adam = adam_pair()
+    variables = [keras.Variable(start) for _ in range(2)]
+    for optimizer, variable in zip((keras_adam, fused_adam), variables):
+        optimizer.build([variable])
+    for _ in range(5):
+        gradient = rng.normal(size=start.shape).astype(np.float32)
+        for optimizer, variable in zip((keras_adam, fused_adam), variables):
+            optimizer.apply_gradients([(tf.constant(gradient), variable)])
+    assert not np.allclose(np.asarray(variables[0]), start)
+    np.testing.assert_allclose(np.asarray(variables[1]), np.asarray(variables[0]), atol=1e-6)
+    assert len(fused_adam.variables) == len(keras_adam.variables) == 4  # step, lr, m, v
+    for mine, theirs in zip(fused_adam.variables, keras_adam.variables):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), atol=1e-6)
+
+
+def test_fused_and_keras_adam_trainers_take_the_same_steps():
+    inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
+    targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
+    results = []
+    for fused in (False, True):
+        keras.utils.set_random_seed(0)
+        trainer = training.Trainer(tiny_config(fused_adam=fused), total_steps=10)
+        losses = [trainer.train_step(inputs, targets) for _ in range(3)]
+        results.append(([float(step['gen_l1']) for step in losses],
+                         trainer.generator.get_weights()))
+    np.testing.assert_allclose(results[1][0], results[0][0], rtol=1e-4)
+    for fused_weight, keras_weight in zip(results[1][1], results[0][1]):
+        # Adam moves every weight by about lr = 2e-4 per step; rounding may flip the sign of
+        # a near-zero gradient's step, never more.
+        np.testing.assert_allclose(fused_weight, keras_weight, atol=3 * 2 * 2e-4)
+
+
+@pytest.mark.parametrize('flags, gpu, expected', [
+    (set(), False, 'float32'),
+    ({'avx2'}, False, 'float32'),
+    ({'avx2', 'avx512_bf16'}, False, 'mixed_bfloat16'),
+    ({'amx_bf16'}, False, 'mixed_bfloat16'),
+    ({'avx2'}, True, 'mixed_float16'),
+])
+def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
+    monkeypatch.setattr(performance, 'cpu_flags', lambda: frozenset(flags))
+    monkeypatch.setattr(performance, 'has_gpu', lambda: gpu)
+    assert performance.choose_precision('auto') == expected
+    assert performance.choose_precision('float32') == 'float32'
+    assert performance.choose_xla('auto') == ('on' if gpu else 'off')
+    assert performance.choose_xla('off') == 'off'
+
+
+def test_resolve_records_concrete_settings():
+    config = performance.resolve(tiny_config())
+    assert config.precision in ('float32', 'mixed_bfloat16', 'mixed_float16')
+    assert config.xla in ('on', 'off')
+
+
+@pytest.mark.parametrize('field, value', [('precision', 'float8'), ('xla', 'yes')])
+def test_unknown_speed_settings_are_errors(field, value):
+    from p2p_tf.errors import UserError
+    with pytest.raises(UserError, match=field):
+        tiny_config(**{field: value})
+
+
+@pytest.mark.parametrize('policy, compute', [('mixed_bfloat16', 'bfloat16'),
+                                             ('mixed_float16', 'float16')])
+def test_mixed_models_compute_in_16_bits_and_output_float32(policy, compute):
+    generator = models.unet_generator(depth=5, base_filters=4, dtype=policy)
+    discriminator = models.patchgan_discriminator(2, base_filters=4, dtype=policy)
+    image = tf.random.uniform([1, 32, 32, 3], -1, 1)
+    output, logits = generator(image), discriminator([image, image])
+    assert output.dtype == tf.float32 and logits.dtype == tf.float32
+    assert all(v.dtype == 'float32' for v in generator.weights + discriminator.weights)
+    convs = [layer for layer in generator._flatten_layers()
+             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))]
+    assert len(convs) == 10 and convs[-1] is generator.layers[-1]
+    assert all(layer.compute_dtype == compute for layer in convs[:-1])
+    assert convs[-1].compute_dtype == 'float32'
+
+
+@pytest.mark.parametrize('overrides', [dict(precision='mixed_bfloat16'),
+                                       dict(precision='mixed_float16'), dict(xla='on')],
+                         ids=['bfloat16', 'float16', 'xla'])
+def test_gpu_oriented_settings_train_on_cpu(tmp_path, overrides):
+    """Every speed setting constructs, trains finite steps and checkpoints the same variables
+    as float32, so a run can resume under another precision."""
+    inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
+    targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
+    keras.utils.set_random_seed(0)
+    trainer = training.Trainer(tiny_config(**overrides), total_steps=10)
+    for _ in range(2):
+        values = trainer.train_step(inputs, targets)
+    assert all(np.isfinite(float(v)) for v in values.values())
+    assert int(trainer.step) == 2
+    if overrides.get('precision') == 'mixed_float16':
+        assert isinstance(trainer.generator_optimizer, keras.optimizers.LossScaleOptimizer)
+    path = trainer.checkpoint.save(str(tmp_path / 'ckpt'))
+    resumed = training.Trainer(tiny_config(), total_steps=10)
+    resumed.checkpoint.restore(path).assert_existing_objects_matched()
+    assert int(resumed.step) == 2
+    for saved, restored in zip(trainer.generator.get_weights(), resumed.generator.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+    # Under float16 loss scaling a step with overflowing gradients is skipped (and the scale
+    # halved), so Adam may have counted fewer than 2 updates; the count must carry over.
+    updates = int(training.unwrapped(trainer.generator_optimizer).iterations)
+    assert updates >= 1 and int(resumed.generator_optimizer.iterations) == updates
+
+
+def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
+    report_path = tmp_path / 'bench.json'
+    done = run_command('p2p_tf.benchmark', '--image_size=32', '--generator_filters=4',
+                       '--discriminator_filters=4', '--windows=2', '--steps_per_window=1',
+                       '--warmup_steps=1', f'--data_dir={shared_data}', f'--json={report_path}',
+                       '--sections=train,train_real_data,pipeline,inference,quality',
+                       '--quality_size=32', '--quality_steps=4', '--quality_window=2')
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    assert report['settings']['image_size'] == 32
+    assert report['machine']['cpu_cores'] >= 1 and report['machine']['tensorflow']
+    train = report['results']['train']
+    assert list(train) == ['reference', 'fast']
+    reference, fast = train['reference'], train['fast']
+    assert (reference['precision'], reference['xla'], reference['fused_adam'],
+            reference['matmul_weight_gradients']) == ('float32', 'off', False, False)
+    assert fast['fused_adam'] is True and fast['matmul_weight_gradients'] is True
+    for figures in (reference, fast, report['results']['train_real_data']):
+        assert len(figures['windows']) == 2 and figures['images_per_second'] > 0
+        assert figures['peak_rss_mb'] > 100
+    assert reference['speed_ratio'] == 1.0
+    assert fast['speed_ratio'] == pytest.approx(
+        fast['images_per_second'] / reference['images_per_second'])
+    pipeline = report['results']['pipeline']
+    assert pipeline['examples'] == 400 and pipeline['images_per_second'] > 0
+    assert pipeline['ratio_to_training'] == pytest.approx(
+        pipeline['images_per_second'] / report['results']['train_real_data']['images_per_second'])
+    latency = report['results']['inference']['latency']
+    assert set(latency) == {'eager_training_call', 'tf_function_training_call',
+                            'saved_model_paper', 'saved_model_eval'}
+    assert all(figures['milliseconds'] > 0 for figures in latency.values())
+    assert latency['eager_training_call']['speedup_over_eager'] == 1.0
+    quality = report['results']['quality']
+    for run in ('reference', 'fast', 'reference_seed_1'):
+        assert len(quality['window_means'][run]['gen_l1']) == 2
+    assert quality['passed'] == all(
+        quality['fast_vs_reference'][name] <= quality['seed_1_vs_seed_0'][name]
+        for name in ('gen_l1', 'disc'))
+    assert quality['seed_1_vs_seed_0']['gen_l1'] > 0
+    assert 'train reference' in done.stdout and 'input pipeline alone' in done.stdout
+
+
+def test_benchmark_rejects_an_unknown_variant():
+    done = run_command('p2p_tf.benchmark', '--variants=fast,warp')
+    assert done.returncode == 2 and "unknown variant or section 'warp'" in done.stderr
