@@ -177,14 +177,14 @@ def fold_batch_norm(generator):
     s = gamma / sqrt(variance + epsilon), per output channel. Its call (any `training`)
     equals generator(x, training=False) up to float rounding, with two fewer element-wise
     passes over each activation map."""
-    folded_blocks = []
+    folded_blocks = []  # (original layer, its copy, the BatchNorm folded away or None)
 
     def fold(layer):
         norms = [sub for sub in getattr(layer, 'layers', [])
                  if isinstance(sub, keras.layers.BatchNormalization)]
         if not isinstance(layer, keras.Sequential) or not norms:
             clone = layer.__class__.from_config(layer.get_config())
-            folded_blocks.append((layer, clone))
+            folded_blocks.append((layer, clone, None))
             return clone
         conv, *rest = (sub for sub in layer.layers
                        if not isinstance(sub, (keras.layers.BatchNormalization,
@@ -193,17 +193,15 @@ def fold_batch_norm(generator):
         block = keras.Sequential(
             [conv.__class__.from_config(conv_config)]
             + [sub.__class__.from_config(sub.get_config()) for sub in rest])
-        folded_blocks.append((layer, block))
+        folded_blocks.append((layer, block, norms[0]))
         return block
 
     folded = keras.models.clone_model(generator, clone_function=fold)
-    for original, clone in folded_blocks:
-        norms = [sub for sub in getattr(original, 'layers', [])
-                 if isinstance(sub, keras.layers.BatchNormalization)]
-        if not norms or not isinstance(original, keras.Sequential):
+    for original, clone, norm in folded_blocks:
+        if norm is None:
             clone.set_weights(original.get_weights())
             continue
-        norm, conv = norms[0], original.layers[0]
+        conv = original.layers[0]
         scale = (np.asarray(norm.gamma)
                  / np.sqrt(np.asarray(norm.moving_variance) + norm.epsilon))
         kernel = np.asarray(conv.kernel)
