@@ -3,8 +3,8 @@
     python -m p2p_tf.train --config=configs/tiny.py --data_dir=../shared/datasets \
         --workdir=/tmp/p2p_tiny
 
-Trains 8 steps on facades, writes 2 checkpoints, logs every 2 steps; the images are
-meaningless, only the plumbing is exercised.
+Trains 8 steps on facades, writes 2 checkpoints, logs every 2 steps, evaluates 8 val images
+at steps 4 and 8; the images are meaningless, only the plumbing is exercised.
 """
 
 from p2p_tf.config import get_config as paper_config
@@ -21,4 +21,6 @@ def get_config():
     config.sample_every = 4
     config.checkpoint_every = 4
     config.num_samples = 2
+    config.eval_every = 4
+    config.eval_images = 8
     return config

@@ -53,31 +53,40 @@ def define_config_file(name, default_path, help_text):
         fail_on_unknown_config_field(e)
 
 
-def parse_flags(argv):
+def parse_flags(argv, commands=()):
+    """Parses the flags; with `commands`, the first positional argument must be one of them."""
     try:
         remaining = flags.FLAGS(argv)
     except flags.Error as e:
         fail(str(e))
     except (AttributeError, KeyError) as e:
         fail_on_unknown_config_field(e)
-    if len(remaining) > 1:
-        fail(f'unexpected arguments: {" ".join(remaining[1:])}')
+    arguments = remaining[1:]
+    if commands:
+        if not arguments:
+            fail(f'give a command: {" or ".join(commands)}')
+        if arguments[0] not in commands:
+            fail(f'unknown command {arguments[0]!r}; commands: {", ".join(commands)}')
+        arguments = arguments[1:]
+    if arguments:
+        fail(f'unexpected arguments: {" ".join(arguments)}')
     return remaining
 
 
-def run(main):
-    """Runs `main()` (a function of no arguments that reads parsed flags) as a command."""
+def run(main, commands=()):
+    """Runs `main()` (a function of no arguments that reads parsed flags) as a command; with
+    `commands` (subcommand names), runs `main(command)` for the one given first."""
     def guarded_main(argv):
         from p2p_tf.training import TrainingError
         # absl's INFO default would print every checkpoint write; --verbosity=0 brings it back.
         if not flags.FLAGS['verbosity'].present:
             logging.set_verbosity(logging.WARNING)
         try:
-            main()
+            main(*argv[1:2])
         except UserError as e:
             fail(str(e))
         except TrainingError as e:
             fail(str(e), EXIT_FAILED)
         except KeyboardInterrupt:
             fail('interrupted', EXIT_INTERRUPTED)
-    app.run(guarded_main, flags_parser=parse_flags)
+    app.run(guarded_main, flags_parser=lambda argv: parse_flags(argv, commands))

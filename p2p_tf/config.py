@@ -8,6 +8,7 @@ appendix 6.2) and checks the result. The resolved config is written into the wor
 """
 
 import difflib
+import importlib.util
 import json
 import math
 import os
@@ -48,6 +49,9 @@ PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_SETTINGS = ('on', 'off')
 
+# best_metric value that keeps no best checkpoint.
+NO_BEST_METRIC = 'none'
+
 
 def get_config():
     """The paper's defaults (Isola et al. 2017, Sec. 3 and appendix 6) for labels -> facades."""
@@ -80,6 +84,8 @@ def get_config():
 
     # Objective and optimisation (paper Sec. 3.3).
     config.l1_weight = 100.0
+    # Weight of the cGAN term; 0 with l1_weight 100 is the paper's "L1 only" ablation (Table 1).
+    config.gan_weight = 1.0
     config.learning_rate = 2e-4
     config.beta_1 = 0.5
     config.beta_2 = 0.999
@@ -98,6 +104,15 @@ def get_config():
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
 
+    # Evaluation on held-out pairs during training (p2p_tf/evaluation.py): L1, PSNR and SSIM
+    # every eval_every steps and at the last step, logged to WORKDIR/logs/eval; 0: never.
+    config.eval_every = 1000
+    config.eval_split = AUTO  # AUTO: 'val', else 'test'; a dataset with neither is not evaluated.
+    config.eval_images = 0  # 0: every image of eval_split; N: its first N.
+    # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (metrics.py
+    # METRIC_NAMES: 'l1', 'psnr' or 'ssim'), or NO_BEST_METRIC to keep none.
+    config.best_metric = 'l1'
+
     # Speed: none of these changes the model or the objective (README, "Speed").
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
@@ -105,6 +120,19 @@ def get_config():
     # Convolution kernel gradients as one matmul each (p2p_tf/layers.py; same values).
     config.matmul_weight_gradients = True
     return config
+
+
+def config_file_module(path):
+    """The module of a config file (configs/*.py), executed, for files that define more than
+    one get_config() (e.g. VARIANTS)."""
+    if not os.path.isfile(path):
+        raise UserError(f'no config file {path} (run from the repository root, or pass its '
+                        'path)')
+    spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0],
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def dataset_facts(name):
@@ -164,6 +192,14 @@ def check(config):
                         f'{config.precision!r}')
     if config.xla not in XLA_SETTINGS + (AUTO,):
         raise UserError(f"xla must be 'auto', 'on' or 'off', got {config.xla!r}")
+    if config.eval_every < 0 or config.eval_images < 0:
+        raise UserError('eval_every and eval_images must not be negative')
+    if not config.eval_split or not isinstance(config.eval_split, str):
+        raise UserError(f'eval_split must be a split name or auto, got {config.eval_split!r}')
+    from p2p_tf import metrics  # Imports TensorFlow, which importing this module does not.
+    if config.best_metric not in metrics.METRIC_NAMES + (NO_BEST_METRIC,):
+        raise UserError(f'best_metric must be one of {", ".join(metrics.METRIC_NAMES)} or '
+                        f'{NO_BEST_METRIC}, got {config.best_metric!r}')
 
 
 def unet_depth(image_size):
@@ -193,9 +229,11 @@ def save(config, workdir):
 
 
 def load(workdir):
-    """Reads the config a run wrote into `workdir`."""
+    """Reads the config a run wrote into `workdir`. Fields added to the project after that run
+    take their defaults, which keep the behaviour the run had."""
     path = os.path.join(workdir, CONFIG_FILENAME)
     if not os.path.exists(path):
         raise UserError(f'no {CONFIG_FILENAME} in {workdir}: is it the workdir of a training run?')
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        saved = json.load(f)
+    return ml_collections.ConfigDict({**get_config().to_dict(), **saved})

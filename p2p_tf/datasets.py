@@ -257,3 +257,11 @@ def find_undecodable(paths):
         except tf.errors.OpError as e:
             return path, op_error_reason(e)
     return None
+
+
+def undecodable_example(examples):
+    """find_undecodable over the files of `examples` ((a, b) path pairs); None for a TFDS data
+    source, whose records all decoded when the builder prepared them."""
+    if not isinstance(examples, list):
+        return None
+    return find_undecodable([path for pair in examples for path in pair if path])

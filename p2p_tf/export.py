@@ -21,7 +21,8 @@ _FORMAT = flags.DEFINE_enum('format', 'saved_model', ['saved_model', 'tflite'],
 _MODE = flags.DEFINE_enum('mode', 'eval', ['eval', 'paper'],
                           'eval: deterministic Keras inference mode; paper: dropout and batch '
                           'statistics as in the paper (SavedModel only).')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path (default: latest).')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path, or best for the '
+                                  'best one periodic evaluation kept (default: latest).')
 _OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace an existing export_dir.')
 
 

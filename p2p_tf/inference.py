@@ -8,6 +8,7 @@ Two inference modes:
 - 'eval': the Keras inference mode, deterministic: no dropout, BatchNorm moving averages.
 """
 
+import contextlib
 import os
 import sys
 
@@ -20,6 +21,10 @@ from p2p_tf import datasets, images, input_pipeline, models, preprocessing
 from p2p_tf.errors import UserError, op_error_reason
 
 MODES = ('paper', 'eval')
+# `checkpoint='best'` names the newest checkpoint in WORKDIR/best, where training's periodic
+# evaluation keeps the one with the best score (training.py).
+BEST = 'best'
+BEST_FOLDER = 'best'
 
 
 def latest_checkpoint(workdir):
@@ -36,12 +41,20 @@ def find_checkpoint(workdir, checkpoint=None):
     """(workdir, checkpoint path) of a training run.
 
     workdir: the run's workdir, or one of its checkpoints (WORKDIR/checkpoints/ckpt-N);
-    checkpoint: a checkpoint to use instead of the latest.
+    checkpoint: a checkpoint to use instead of the latest, or BEST for the best one.
     """
     if os.path.exists(workdir + '.index'):
         workdir, checkpoint = os.path.dirname(os.path.dirname(workdir)), workdir
     if not os.path.isdir(workdir):
         raise UserError(f'workdir {workdir} does not exist')
+    if checkpoint == BEST:
+        folder = os.path.join(workdir, BEST_FOLDER)
+        path = tf.train.latest_checkpoint(folder)
+        if not path:
+            raise UserError(f'no best checkpoint in {folder}: training keeps one when '
+                            'eval_every > 0, the data has a val or test split and best_metric '
+                            'is not none')
+        return workdir, path
     if checkpoint and not os.path.exists(checkpoint + '.index'):
         raise UserError(f'no checkpoint {checkpoint} (expected {checkpoint}.index)')
     return workdir, checkpoint or latest_checkpoint(workdir)
@@ -77,6 +90,31 @@ def generate(generator, inputs, mode='paper'):
         if 'seed_generator_state' in variable.path:
             variable.assign(value)
     return outputs
+
+
+def rng_states(model):
+    """The dropout layers' seed-generator states, int64 [2] variables each. tf.train.Checkpoint
+    does not reach them through the Keras model, so training's checkpoint names them
+    explicitly."""
+    return [variable for variable in model.variables if 'seed_generator_state' in variable.path]
+
+
+@contextlib.contextmanager
+def seeded_dropout(model, seed):
+    """Within the block, the dropout of paper-mode calls draws from states derived from `seed`
+    alone, so the same calls give the same outputs every time; afterwards the states are put
+    back, leaving every variable of the model as it was."""
+    states = rng_states(model)
+    saved = [np.asarray(state) for state in states]
+    # One stream per dropout layer, as Keras' SeedGenerator states are: [seed, counter].
+    starts = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=len(states))
+    for state, start in zip(states, starts):
+        state.assign(np.array([start, 0], dtype=state.dtype))
+    try:
+        yield
+    finally:
+        for state, value in zip(states, saved):
+            state.assign(value)
 
 
 def generate_any_size(generator, inputs, multiple, mode='paper'):

@@ -14,14 +14,17 @@ def sigmoid_cross_entropy(labels_value, logits):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-def generator_loss(fake_logits, generated, target, l1_weight=100.0):
-    """GAN term log D(x, G(x)) (the non-saturating form) + l1_weight * mean |target - G(x)|.
+def generator_loss(fake_logits, generated, target, l1_weight=100.0, gan_weight=1.0):
+    """gan_weight * GAN term log D(x, G(x)) (the non-saturating form)
+    + l1_weight * mean |target - G(x)|.
 
-    Returns (total, gan, l1) scalars; `generated` and `target` are [batch, H, W, C] in [-1, 1].
+    Returns (total, gan, l1) scalars, `gan` and `l1` unweighted; `generated` and `target` are
+    [batch, H, W, C] in [-1, 1]. gan_weight=0 is the paper's "L1 only" objective and
+    l1_weight=0 its "cGAN only" (Table 1).
     """
     gan = sigmoid_cross_entropy(1.0, fake_logits)
     l1 = tf.reduce_mean(tf.abs(target - generated))
-    return gan + l1_weight * l1, gan, l1
+    return gan_weight * gan + l1_weight * l1, gan, l1
 
 
 def discriminator_loss(real_logits, fake_logits):

@@ -187,6 +187,15 @@ def prepare(name, data_dir=None):
     return builder
 
 
+def split_source(builder, split):
+    """The TFDS data source of one split of a prepared builder, records in file order, or a
+    UserError naming the splits there are."""
+    if split not in builder.info.splits:
+        raise UserError(f'{builder.builder_config.name} has no split {split!r} (it has '
+                        f'{", ".join(builder.info.splits)})')
+    return builder.as_data_source(split, decoders=ENCODED)
+
+
 def training_examples(config, data_dir=None):
     """(training examples, sample examples) of a resolved config's pix2pix dataset: TFDS data
     sources of train_split and of the first num_samples of sample_split (AUTO: val, else test,
@@ -196,12 +205,8 @@ def training_examples(config, data_dir=None):
     sample_split = config.sample_split
     if sample_split == config_lib.AUTO:
         sample_split = next(split for split in ('val', 'test', 'train') if split in splits)
-    for split in (config.train_split, sample_split):
-        if split not in splits:
-            raise UserError(f'{config.dataset} has no split {split!r} (it has '
-                            f'{", ".join(splits)})')
-    train = builder.as_data_source(config.train_split, decoders=ENCODED)
-    count = min(config.num_samples, splits[sample_split].num_examples)
+    train = split_source(builder, config.train_split)
+    count = min(config.num_samples, len(split_source(builder, sample_split)))
     samples = builder.as_data_source(f'{sample_split}[:{count}]', decoders=ENCODED)
     # Each released dataset has one image size: the first training pair and the samples
     # stand for all.

@@ -3,8 +3,11 @@
 `train(config, workdir)` is what `python -m p2p_tf.train` runs; a notebook can call it too, or
 drive a `Trainer` step by step. Everything that must survive a restart (both networks, both Adam
 optimizers, the step counter and the dropout RNG state) lives in `Trainer.checkpoint`.
+Every eval_every steps the generator is scored on a held-out split (`PeriodicEvaluation`) and
+the checkpoint with the best score so far is kept in WORKDIR/best (`BestCheckpoint`).
 """
 
+import json
 import math
 import os
 import signal
@@ -14,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import (datasets, images, inference, input_pipeline, losses, models, performance,
-                    tfds_builder)
+from p2p_tf import (datasets, evaluation, images, inference, input_pipeline, losses, metrics,
+                    models, performance, tfds_builder)
 from p2p_tf.errors import UserError
 from p2p_tf.progress import Progress
 
@@ -23,7 +26,10 @@ LOSS_NAMES = ('gen_total', 'gen_gan', 'gen_l1', 'disc', 'disc_real', 'disc_fake'
 # Fields that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
                      'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes',
-                     'precision', 'xla', 'fused_adam', 'matmul_weight_gradients')
+                     'precision', 'xla', 'fused_adam', 'matmul_weight_gradients',
+                     'eval_every', 'eval_split', 'eval_images', 'best_metric')
+# WORKDIR/best/BEST_RECORD: step, split and scores of the best checkpoint.
+BEST_RECORD = 'best.json'
 
 
 class TrainingError(Exception):
@@ -48,12 +54,6 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return dict(learning_rate=self.learning_rate, total_steps=self.total_steps,
                     decay_steps=self.decay_steps)
-
-
-def rng_states(model):
-    """The dropout layers' seed-generator states. tf.train.Checkpoint does not reach them
-    through the Keras model, so the checkpoint names them explicitly."""
-    return [variable for variable in model.variables if 'seed_generator_state' in variable.path]
 
 
 def unwrapped(optimizer):
@@ -89,8 +89,8 @@ class Trainer:
             generator=self.generator, discriminator=self.discriminator,
             generator_optimizer=unwrapped(self.generator_optimizer),
             discriminator_optimizer=unwrapped(self.discriminator_optimizer), step=self.step,
-            generator_rng=rng_states(self.generator),
-            discriminator_rng=rng_states(self.discriminator))
+            generator_rng=inference.rng_states(self.generator),
+            discriminator_rng=inference.rng_states(self.discriminator))
         jit = performance.choose_xla(config.xla) == 'on'
         self._train_step = tf.function(self._distributed_step, jit_compile=jit)
 
@@ -103,7 +103,7 @@ class Trainer:
             real_logits = self.discriminator([inputs, targets], training=True)
             fake_logits = self.discriminator([inputs, generated], training=True)
             gen_total, gen_gan, gen_l1 = losses.generator_loss(
-                fake_logits, generated, targets, self.config.l1_weight)
+                fake_logits, generated, targets, self.config.l1_weight, self.config.gan_weight)
             disc, disc_real, disc_fake = losses.discriminator_loss(real_logits, fake_logits)
             # scale_loss multiplies by the loss scale under mixed_float16 (apply_gradients
             # divides it out again) and is the identity otherwise.
@@ -202,6 +202,124 @@ def training_data(config, data_dir=None):
     return train_examples, sample_examples, unreadable
 
 
+def split_examples(config, split, data_dir=None):
+    """All examples of one split of a resolved config's dataset, in order, for evaluation: a
+    TFDS data source or a list of file pairs (either feeds input_pipeline.eval_dataset)."""
+    if config.dataset in tfds_builder.NAMES:
+        return tfds_builder.split_source(tfds_builder.prepare(config.dataset, data_dir), split)
+    root = datasets.dataset_root(config.dataset, data_dir)
+    if not datasets.has_split(root, split):
+        raise UserError(f'{root} has no split {split!r} (no {split}/ folder or {split}.csv)')
+    return datasets.split_examples(root, split)
+
+
+def resolve_eval_split(config, data_dir=None):
+    """The split periodic evaluation reads: config.eval_split, or for AUTO 'val', else 'test',
+    else None (the dataset has neither)."""
+    if config.eval_split != config_lib.AUTO:
+        return config.eval_split
+    if config.dataset in tfds_builder.NAMES:
+        present = set(tfds_builder.prepare(config.dataset, data_dir).info.splits)
+        has_split = lambda split: split in present
+    else:
+        root = datasets.dataset_root(config.dataset, data_dir)
+        has_split = lambda split: datasets.has_split(root, split)
+    return next((split for split in ('val', 'test') if has_split(split)), None)
+
+
+class BestCheckpoint:
+    """The training checkpoint with the best score so far, in WORKDIR/best (one kept), and
+    its BEST_RECORD, from which a resumed run picks up the best value. A record of another
+    metric, split or image count is not comparable: the next evaluation starts a new best."""
+
+    def __init__(self, checkpoint, workdir, metric, split, images):
+        self.folder = os.path.join(workdir, inference.BEST_FOLDER)
+        self.manager = tf.train.CheckpointManager(checkpoint, self.folder, max_to_keep=1)
+        self.terms = dict(metric=metric, split=split, images=images)
+        self.record = None
+        path = os.path.join(self.folder, BEST_RECORD)
+        if os.path.exists(path):
+            with open(path) as f:
+                record = json.load(f)
+            if all(record.get(key) == value for key, value in self.terms.items()):
+                self.record = record
+
+    def update(self, step, overall):
+        """Saves the checkpoint if overall[metric] ({metric name: value}) beats the best so
+        far; returns whether it did."""
+        metric = self.terms['metric']
+        best = self.record['value'] if self.record else None
+        if not metrics.is_better(metric, overall[metric], best):
+            return False
+        self.manager.save(checkpoint_number=step)
+        self.record = dict(step=step, value=overall[metric], **self.terms, **overall)
+        path = os.path.join(self.folder, BEST_RECORD)
+        with open(path + '.tmp', 'w') as f:
+            json.dump(self.record, f, indent=2)
+            f.write('\n')
+        os.replace(path + '.tmp', path)
+        return True
+
+
+class PeriodicEvaluation:
+    """Scores the trained generator on a split in paper mode (evaluation.Evaluator), logs
+    eval/l1, eval/psnr and eval/ssim to WORKDIR/logs/eval and keeps the best checkpoint.
+
+    It scores `sampler`, a copy of the generator given the trained one's weights, so that
+    evaluating never touches the state of the one being trained (BatchNorm statistics,
+    dropout RNG) and cannot change the training run.
+    """
+
+    def __init__(self, trainer, workdir, split, examples, sampler, progress):
+        self.trainer, self.split, self.examples = trainer, split, examples
+        self.sampler, self.progress = sampler, progress
+        config = trainer.config
+        self.evaluator = evaluation.Evaluator(sampler, 'paper', config.seed)
+        self.writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'eval'))
+        self.best = None
+        if config.best_metric != config_lib.NO_BEST_METRIC:
+            self.best = BestCheckpoint(trainer.checkpoint, workdir, config.best_metric, split,
+                                       config.eval_images)
+
+    def __call__(self, step):
+        config = self.trainer.config
+        self.sampler.set_weights(self.trainer.generator.get_weights())
+        scores = self.evaluator(self.examples, config, config.eval_images)
+        overall = scores.overall()
+        with self.writer.as_default():
+            for name, value in overall.items():
+                tf.summary.scalar(f'eval/{name}', value, step=step)
+        self.writer.flush()
+        text = ' '.join(f'{name}={value:.4f}' for name, value in overall.items())
+        if self.best and self.best.update(step, overall):
+            text += (f' (best {config.best_metric} so far: saved '
+                     f'{self.best.manager.latest_checkpoint})')
+        self.progress.message(f'eval at step {step} on {scores.count} {self.split} images: {text}')
+
+    def close(self):
+        self.writer.close()
+
+
+def periodic_evaluation(trainer, workdir, data_dir, sampler, progress):
+    """A PeriodicEvaluation of the run, or None when eval_every is 0 or the data has no split
+    to evaluate (said on the console). Unreadable files of the split are left out with a
+    warning, as for training."""
+    config = trainer.config
+    if not config.eval_every:
+        return None
+    split = resolve_eval_split(config, data_dir)
+    if split is None:
+        progress.message(f'{config.dataset} has no val or test split: not evaluating during '
+                         'training (set --config.eval_split)')
+        return None
+    examples = split_examples(config, split, data_dir)
+    if isinstance(examples, list):
+        examples, unreadable = datasets.readable_examples(examples[:config.eval_images or None])
+        for path, reason in unreadable:
+            progress.message(f'warning: not evaluating on unreadable image {path}: {reason}')
+    return PeriodicEvaluation(trainer, workdir, split, examples, sampler, progress)
+
+
 def train(config, workdir, data_dir=None, stream=None):
     """Trains (or resumes) the run in `workdir`; returns the Trainer.
 
@@ -238,6 +356,7 @@ def train(config, workdir, data_dir=None, stream=None):
     # Samples come from a copy of the generator so that drawing them never touches the state
     # of the one being trained (BatchNorm statistics, dropout RNG).
     sampler = models.generator_from_config(config)
+    evaluate = periodic_evaluation(trainer, workdir, data_dir, sampler, progress)
     writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
     with writer.as_default():
         tf.summary.scalar('data/skipped_unreadable_images', len(unreadable), step=start_step)
@@ -245,20 +364,25 @@ def train(config, workdir, data_dir=None, stream=None):
         dataset = input_pipeline.train_dataset(train_examples, config,
                                                start_example=start_step * config.batch_size)
         run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
-                 (sample_inputs, sample_targets))
+                 (sample_inputs, sample_targets), evaluate)
     except tf.errors.InvalidArgumentError:
         # Only files can turn out to be truncated; the builder's records all decoded.
-        bad = isinstance(train_examples, list) and datasets.find_undecodable(
-            [path for pair in train_examples for path in pair if path])
+        bad = datasets.undecodable_example(train_examples)
         if bad:
             raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None
         raise
     finally:
         writer.close()
+        if evaluate:
+            evaluate.close()
     return trainer
 
 
-def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, samples):
+def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, samples,
+             evaluate=None):
+    """Trains from trainer.step to total_steps on `dataset`, logging, drawing sample grids of
+    `samples` (inputs, targets) with `sampler`, calling evaluate(step) (if given) every
+    eval_every steps, and checkpointing with `manager`."""
     config = trainer.config
     dataset = trainer.strategy.experimental_distribute_dataset(dataset)
     step = int(trainer.step)
@@ -288,6 +412,10 @@ def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, 
                 sampler.set_weights(trainer.generator.get_weights())
                 tf.summary.image('input_target_output', image_grid(sampler, *samples) * 0.5 + 0.5,
                                  step=step, max_outputs=config.num_samples)
+            # A stopped run saves at once rather than after a pass over the split.
+            if evaluate and not stop.received and (step % config.eval_every == 0
+                                                   or step == total_steps):
+                evaluate(step)
             if step % config.checkpoint_every == 0 or step == total_steps or stop.received:
                 manager.save(checkpoint_number=step)
             if stop.received:

@@ -23,7 +23,8 @@ _MODE = flags.DEFINE_enum('mode', None, ['paper', 'eval'],
                           'paper (default for a workdir): dropout and batch statistics as in '
                           'the paper; eval: deterministic Keras inference mode. An export runs '
                           'in the mode it was exported with.')
-_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path (default: latest).')
+_CHECKPOINT = flags.DEFINE_string('checkpoint', None, 'A checkpoint path, or best for the '
+                                  'best one periodic evaluation kept (default: latest).')
 _FIT = flags.DEFINE_enum('fit', 'pad', ['pad', 'resize'],
                          'pad: mirror-pad to a multiple of 2**depth, translate at the image\'s '
                          'own scale, crop back; resize: resize to the training size and back.')

@@ -15,12 +15,13 @@ SHARED_DATA = pathlib.Path(os.environ.get('P2P_TF_DATA_DIR') or REPO.parent / 's
 
 
 def tiny_config(**overrides):
-    """The configs/tiny.py settings (32x32, 8 filters) as a resolved ConfigDict."""
+    """The configs/tiny.py settings (32x32, 8 filters) as a resolved ConfigDict, with no
+    periodic evaluation (the tests of evaluation turn it on)."""
     from p2p_tf import config as config_lib
     config = config_lib.get_config()
     config.update(dict(image_size=32, load_size=36, generator_filters=8, discriminator_filters=8,
                        steps=4, log_every=1, sample_every=1000, checkpoint_every=1000,
-                       num_samples=2))
+                       num_samples=2, eval_every=0))
     config.update(overrides)
     return config_lib.resolve(config)
 
@@ -36,6 +37,25 @@ def write_pairs(folder, count, height=40, seed=0, suffix='.png'):
         Image.fromarray(pixels).save(path)
         paths.append(path)
     return paths
+
+
+# A made-up "photo" colour per facades class, so that a photo is a function of its labels.
+PHOTO_COLOURS = np.random.default_rng(7).integers(0, 256, size=(12, 3), dtype=np.uint8)
+
+
+def synthetic_label_pair(rng, size=64):
+    """A side-by-side pair (photo | facades-coloured labels) of random rectangles of classes
+    on facade; uint8 [size, 2 * size, 3], and the classes 1..12 [size, size]."""
+    from p2p_tf import segmentation
+    facades_colours = np.array([colour for _, colour in segmentation.PALETTES['facades']],
+                               np.uint8)
+    classes = np.full((size, size), 2)
+    for _ in range(6):
+        top, left = rng.integers(0, size - size // 5, size=2)
+        height, width = rng.integers(size // 5, size // 2, size=2)
+        classes[top:top + height, left:left + width] = rng.integers(1, 13)
+    photo, labels = PHOTO_COLOURS[classes - 1], facades_colours[classes - 1]
+    return np.concatenate([photo, labels], axis=1), classes
 
 
 def make_archive(folder, name='facades'):

@@ -173,6 +173,14 @@ def expected_eval_pair(path, size):
                  for side in (pixels[:, :half], pixels[:, half:]))
 
 
+def test_pipelines_run_without_the_autotune_thread(random_paths):
+    # Its wake-ups delayed the end of training runs (input_pipeline.without_autotune_thread).
+    config = tiny_config()
+    for dataset in (input_pipeline.train_dataset(random_paths, config),
+                    input_pipeline.eval_dataset(random_paths, config)):
+        assert dataset.options().autotune.enabled is False
+
+
 def test_eval_dataset_resizes_in_file_order_without_jitter(random_paths):
     config = pipeline_config(load_size=36, image_size=32)
     dataset = input_pipeline.eval_dataset(random_paths, config, batch_size=2)
