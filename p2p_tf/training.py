@@ -367,7 +367,8 @@ def train(config, workdir, data_dir=None, stream=None):
                  (sample_inputs, sample_targets), evaluate)
     except tf.errors.InvalidArgumentError:
         # Only files can turn out to be truncated; the builder's records all decoded.
-        bad = datasets.undecodable_example(train_examples)
+        bad = datasets.undecodable_example(train_examples) or (
+            evaluate and datasets.undecodable_example(evaluate.examples))
         if bad:
             raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None
         raise

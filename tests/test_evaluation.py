@@ -228,6 +228,15 @@ def test_a_truncated_image_is_named(run, data_dir, tmp_path):
         evaluation.evaluate_run(str(run[0]), data_dir=str(broken), output_dir=str(tmp_path / 'out'))
 
 
+def test_a_truncated_image_of_the_eval_split_stops_training_naming_it(data_dir, tmp_path):
+    broken = tmp_path / 'broken'
+    shutil.copytree(data_dir, broken)
+    contents = (broken / 'val' / '3.png').read_bytes()
+    (broken / 'val' / '3.png').write_bytes(contents[:len(contents) // 2])
+    with pytest.raises(UserError, match=r'cannot decode image .*3\.png'):
+        train(broken, tmp_path / 'run')
+
+
 def test_the_evaluate_command(run, report, data_dir, tmp_path):
     workdir, _, _ = run
     result = run_command('p2p_tf.evaluate', f'--workdir={workdir}', f'--data_dir={data_dir}',
