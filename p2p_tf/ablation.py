@@ -10,16 +10,12 @@ report is a pure function of the configs (seeded training and seeded paper-mode 
 import json
 import os
 
-import keras
 import numpy as np
 
 from p2p_tf import evaluation, images, inference, input_pipeline, metrics, segmentation, training
 from p2p_tf import config as config_lib
 from p2p_tf.errors import UserError
 
-# The paper's row names (Table 1).
-ROW_NAMES = {'l1': 'L1', 'cgan': 'cGAN', 'l1_cgan': 'L1+cGAN'}
-GROUND_TRUTH_ROW = 'Ground truth'
 SCORER_FOLDER = 'fcn'
 REPORT_FILENAME = 'table1.json'
 SAMPLES_FILENAME = 'samples.png'
@@ -54,12 +50,13 @@ def run_ablation(variant_configs, scorer_config, workdir, data_dir=None, split='
         run = os.path.join(workdir, name)
         scores = segmentation.score_run(scorer_dir, run, split, data_dir)
         quality = evaluation.evaluate_run(run, split, data_dir=data_dir, sheet_images=0)
+        row = segmentation.objective_name(config)
         variants[name] = dict(
-            row=ROW_NAMES.get(name, name), fcn_scores=scores, image_metrics=quality['overall'],
-            step=quality['step'], l1_weight=config.l1_weight, gan_weight=config.gan_weight)
-        rows.append((ROW_NAMES.get(name, name), scores))
+            row=row, fcn_scores=scores, image_metrics=quality['overall'], step=quality['step'],
+            l1_weight=config.l1_weight, gan_weight=config.gan_weight)
+        rows.append((row, scores))
     ground_truth = segmentation.score_real(scorer_dir, split, data_dir)
-    rows.append((GROUND_TRUTH_ROW, ground_truth))
+    rows.append((segmentation.GROUND_TRUTH_ROW, ground_truth))
 
     write_samples(list(resolved), workdir, split, data_dir, sample_images)
     report = dict(split=split, dataset=datasets.pop(), image_size=scorer_config.image_size,
@@ -80,11 +77,11 @@ def write_samples(names, workdir, split, data_dir, count):
     pairs = list(input_pipeline.eval_dataset(examples, config).take(count))
     outputs = []
     for name in names:
-        # Dropout's seed generators are seeded when the model is built, so seed first.
-        keras.utils.set_random_seed(config.seed)
-        generator, _ = inference.load_generator(os.path.join(workdir, name))
-        outputs.append(np.concatenate([inference.generate(generator, inputs, 'paper')
-                                       for inputs, _ in pairs], axis=0))
+        generator, run_config = inference.load_generator(os.path.join(workdir, name))
+        # Dropout seeded the way scoring seeds it (inference.seeded_dropout).
+        with inference.seeded_dropout(generator, run_config.seed):
+            outputs.append(np.concatenate([inference.generate(generator, inputs, 'paper')
+                                           for inputs, _ in pairs], axis=0))
     inputs, targets = (np.concatenate(side, axis=0) for side in zip(*pairs))
     strip = images.side_by_side(inputs, *outputs, targets)
     images.write_png(np.concatenate(list(strip), axis=0), os.path.join(workdir, SAMPLES_FILENAME))

@@ -502,7 +502,7 @@ def fcn_report(fcn_dir, workdir, split='val', data_dir=None, checkpoint=None, mo
     return dict(workdir=workdir, checkpoint=path, step=serving.checkpoint_step(path),
                 objective=objective, dataset=config.dataset, split=split, mode=mode,
                 image_size=config.image_size, run=run_scores, ground_truth=truth,
-                table=format_table([(objective, run_scores), ('Ground truth', truth)]))
+                table=format_table([(objective, run_scores), (GROUND_TRUTH_ROW, truth)]))
 
 
 def format_report(report):
@@ -519,11 +519,12 @@ def format_report(report):
 
 def objective_name(run_config):
     """The paper's Table 1 name of a run's loss: 'L1', 'cGAN' or 'L1+cGAN'."""
-    if not run_config.get('gan_weight', 1.0):
+    if not run_config.gan_weight:
         return 'L1'
     return 'L1+cGAN' if run_config.l1_weight else 'cGAN'
 
 
+GROUND_TRUTH_ROW = 'Ground truth'  # The real photos' row of Table 1.
 TABLE_COLUMNS = (('Per-pixel acc.', 'per_pixel_accuracy'),
                  ('Per-class acc.', 'per_class_accuracy'), ('Class IOU', 'class_iou'))
 
