@@ -48,6 +48,9 @@ PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 # Speed settings (p2p_tf/performance.py resolves AUTO for the machine at hand).
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_SETTINGS = ('on', 'off')
+SYNC_BATCH_NORM_SETTINGS = ('on', 'off')
+# tf.distribute strategies of `train --strategy` (p2p_tf/distribution.py).
+STRATEGIES = (AUTO, 'default', 'mirrored', 'multi_worker', 'tpu')
 
 # best_metric value that keeps no best checkpoint.
 NO_BEST_METRIC = 'none'
@@ -89,7 +92,9 @@ def get_config():
     config.learning_rate = 2e-4
     config.beta_1 = 0.5
     config.beta_2 = 0.999
-    config.batch_size = AUTO_NUMBER  # 0: the paper's batch size for the dataset.
+    # The global batch, split evenly over the replicas of a tf.distribute strategy
+    # (p2p_tf/distribution.py); 0: the paper's batch size for the dataset.
+    config.batch_size = AUTO_NUMBER
     config.epochs = float(AUTO_NUMBER)  # 0: the paper's epochs for the dataset.
     # Linear decay of the learning rate to zero over this many extra epochs after `epochs`
     # (the reference code's n_epochs_decay). The paper trains at a constant rate.
@@ -112,6 +117,11 @@ def get_config():
     # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (metrics.py
     # METRIC_NAMES: 'l1', 'psnr' or 'ssim'), or NO_BEST_METRIC to keep none.
     config.best_metric = 'l1'
+
+    # BatchNorm statistics over the global batch of all replicas ('on'), or each replica's own
+    # ('off'); AUTO: on when a replica sees a batch of 1 (p2p_tf/distribution.py says why).
+    # Identical with one replica.
+    config.sync_batch_norm = AUTO
 
     # Speed: none of these changes the model or the objective (README, "Speed").
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
@@ -190,6 +200,9 @@ def check(config):
     if config.precision not in PRECISIONS + (AUTO,):
         raise UserError(f'precision must be auto or one of {", ".join(PRECISIONS)}, got '
                         f'{config.precision!r}')
+    if config.sync_batch_norm not in SYNC_BATCH_NORM_SETTINGS + (AUTO,):
+        raise UserError(f"sync_batch_norm must be 'auto', 'on' or 'off', got "
+                        f"{config.sync_batch_norm!r}")
     if config.xla not in XLA_SETTINGS + (AUTO,):
         raise UserError(f"xla must be 'auto', 'on' or 'off', got {config.xla!r}")
     if config.eval_every < 0 or config.eval_images < 0:

@@ -102,13 +102,17 @@ def decoded_bytes(num_files, size, input_channels, target_channels):
     return num_files * size * size * (input_channels + target_channels)
 
 
-def train_dataset(examples, config, start_example=0, cache=None):
+def train_dataset(examples, config, start_example=0, cache=None, batch_size=None, shards=1,
+                  shard=0):
     """Endless dataset of jittered (input, target) batches, float32 [batch, S, S, C] in [-1, 1].
 
     examples: as for example_reader; config: a resolved config; start_example: number of
     examples already consumed (step * batch_size) by the run being resumed; cache: force the
     in-memory cache of decoded, resized pairs on or off (None: on when it fits in
-    config.cache_megabytes).
+    config.cache_megabytes). batch_size (default config.batch_size), shards and shard: batches
+    of this many of the examples numbered shard, shard + shards, ... (one worker's share of a
+    distributed run, distribution.distribute_dataset); each example keeps its number, so its
+    jitter is the same however the run is split.
     """
     count, read = example_reader(examples)
     load = lambda index: load_resized(
@@ -132,10 +136,10 @@ def train_dataset(examples, config, start_example=0, cache=None):
             config.random_vertical_flip, config.random_rotate90)
         return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
 
-    dataset = example_order(count, config.seed, start_example)
+    dataset = example_order(count, config.seed, start_example).shard(shards, shard)
     dataset = dataset.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
     return without_autotune_thread(
-        dataset.batch(config.batch_size, drop_remainder=True).prefetch(AUTOTUNE))
+        dataset.batch(batch_size or config.batch_size, drop_remainder=True).prefetch(AUTOTUNE))
 
 
 def eval_dataset(examples, config, batch_size=1):

@@ -1,6 +1,6 @@
-"""Convolutions whose weight gradient is one matrix product: the U-Net's and PatchGAN's layers.
+"""Keras layers with one change each, used by the U-Net and the PatchGAN.
 
-`Conv2D` and `Conv2DTranspose` are Keras' layers (same variables, same forward ops, so
+Convolutions whose weight gradient is one matrix product: `Conv2D` and `Conv2DTranspose` are Keras' layers (same variables, same forward ops, so
 checkpoints and exports do not change) with one difference in training: the gradient with
 respect to the kernel is computed as patches(x)^T . dy, an image-patch extraction and a single
 matrix product, instead of TensorFlow's Conv2DBackpropFilter kernel. On the 2-core CPU we measure
@@ -8,6 +8,9 @@ on, Conv2DBackpropFilter took about 40% of a 256x256 step, and was slowest on th
 layers near the U-Net bottleneck (4x4 and 8x8 maps with 512-1024 channels), where the product
 form is several times faster; the results are the same up to float rounding (tests/test_layers.py).
 Set `matmul_weight_gradients=False` for Keras' own gradient (the benchmark's reference does).
+
+`Dropout` draws a different mask on each replica of a tf.distribute strategy (Keras' draws the
+same one on all of them, its RNG state being mirrored); with one replica it is Keras' layer.
 """
 
 import keras
@@ -97,3 +100,20 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
 
     def get_config(self):
         return dict(super().get_config(), matmul_weight_gradients=self.matmul_weight_gradients)
+
+
+@keras.saving.register_keras_serializable('p2p_tf')
+class Dropout(keras.layers.Dropout):
+    """keras.layers.Dropout whose mask also depends on the replica: under a strategy with
+    several replicas, each replica's seed is the layer's next seed folded with the replica's
+    number, so that the examples of a global batch get independent masks as on one device."""
+
+    def call(self, inputs, training=False):
+        context = tf.distribute.get_replica_context()
+        if not (training and self.rate > 0) or context is None or (
+                context.num_replicas_in_sync == 1):
+            return super().call(inputs, training=training)
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int32)
+        seed = tf.random.experimental.stateless_fold_in(self.seed_generator.next(), replica)
+        return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed,
+                                                    noise_shape=self.noise_shape)

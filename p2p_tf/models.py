@@ -9,6 +9,9 @@ policy, weights stay float32 and layers compute in 16 bits, except the output la
 compute in float32 so that images, logits and losses stay float32 (p2p_tf/performance.py picks
 the policy). `matmul_weight_gradients` picks how convolutions compute their kernel gradients
 in training (p2p_tf/layers.py); it changes no variable and no forward computation.
+`synchronized_batch_norm` makes BatchNorm's training-mode statistics those of the global batch
+of all replicas of a tf.distribute strategy (p2p_tf/distribution.py); it changes no variable
+either, so checkpoints of networks built with and without it are interchangeable.
 """
 
 import keras
@@ -26,14 +29,16 @@ def conv_initializer():
     return keras.initializers.RandomNormal(0.0, 0.02)
 
 
-def batch_norm(dtype=None):
+def batch_norm(dtype=None, synchronized=False):
     # Same N(1, 0.02) scale initialisation as the authors' code (weights_init in the reference).
+    # synchronized: statistics over the global batch of all replicas (p2p_tf/distribution.py).
     return keras.layers.BatchNormalization(
-        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), dtype=dtype)
+        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), dtype=dtype,
+        synchronized=synchronized)
 
 
 def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
-               matmul_weight_gradients=True):
+               matmul_weight_gradients=True, synchronized_batch_norm=False):
     """Conv (stride 2) -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
     block = keras.Sequential()
     # No bias, as in the tutorial and the authors' encoder: BatchNorm's beta takes its place.
@@ -42,21 +47,21 @@ def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
                             kernel_initializer=conv_initializer(), use_bias=False, dtype=dtype,
                             matmul_weight_gradients=matmul_weight_gradients))
     if apply_norm:
-        block.add(batch_norm(dtype))
+        block.add(batch_norm(dtype, synchronized_batch_norm))
     block.add(keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype))
     return block
 
 
 def upsample(filters, size, apply_dropout=False, dropout_rate=0.5, dtype=None,
-             matmul_weight_gradients=True):
+             matmul_weight_gradients=True, synchronized_batch_norm=False):
     """Transposed conv (stride 2) -> BatchNorm -> Dropout (optional) -> ReLU: doubles H and W."""
     block = keras.Sequential()
     block.add(layers.Conv2DTranspose(filters, size, strides=2, padding='same',
                                      kernel_initializer=conv_initializer(), use_bias=False,
                                      dtype=dtype, matmul_weight_gradients=matmul_weight_gradients))
-    block.add(batch_norm(dtype))
+    block.add(batch_norm(dtype, synchronized_batch_norm))
     if apply_dropout:
-        block.add(keras.layers.Dropout(dropout_rate, dtype=dtype))
+        block.add(layers.Dropout(dropout_rate, dtype=dtype))
     block.add(keras.layers.ReLU(dtype=dtype))
     return block
 
@@ -67,7 +72,8 @@ def encoder_filters(depth, base_filters=64):
 
 
 def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64,
-                   dropout_rate=0.5, dtype=None, matmul_weight_gradients=True):
+                   dropout_rate=0.5, dtype=None, matmul_weight_gradients=True,
+                   synchronized_batch_norm=False):
     """The paper's U-Net: [batch, H, W, input_channels] in [-1, 1] -> [batch, H, W, output_channels]
     in [-1, 1] (tanh). H and W must be multiples of 2**depth; depth 8 is the paper's 256x256 net.
 
@@ -78,7 +84,8 @@ def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64
     # Paper appendix 6.1: no BatchNorm on the first encoder layer. Nor on the 1x1 bottleneck
     # (the authors' code; the tutorial keeps it): with batch size 1 a training-mode BatchNorm of a
     # single value outputs its beta, so the bottleneck would carry no information.
-    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients)
+    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients,
+                   synchronized_batch_norm=synchronized_batch_norm)
     down_stack = [downsample(f, 4, apply_norm=0 < i < depth - 1, **options)
                   for i, f in enumerate(filters)]
     # Dropout (rate 0.5) on the first three decoder layers (paper Sec. 3.2, appendix 6.1.1).
@@ -102,7 +109,8 @@ def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64
 
 
 def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, base_filters=64,
-                           dtype=None, matmul_weight_gradients=True):
+                           dtype=None, matmul_weight_gradients=True,
+                           synchronized_batch_norm=False):
     """PatchGAN on the (input, target) pair: two [batch, H, W, C] images in [-1, 1] -> logits
     [batch, H', W', 1], one per overlapping patch.
 
@@ -111,7 +119,8 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
     """
     input_image = keras.Input(shape=[None, None, input_channels], name='input_image')
     target_image = keras.Input(shape=[None, None, target_channels], name='target_image')
-    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients)
+    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients,
+                   synchronized_batch_norm=synchronized_batch_norm)
     x = keras.layers.Concatenate(dtype=dtype)([input_image, target_image])
     if num_layers == 0:
         x = downsample(base_filters, 1, apply_norm=False, strides=1, **options)(x)
@@ -127,8 +136,9 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
         # code: C512 and a 1-channel output.
         x = keras.layers.ZeroPadding2D(dtype=dtype)(x)
         x = layers.Conv2D(base_filters * min(2 ** num_layers, 8), 4,
-                          kernel_initializer=conv_initializer(), use_bias=False, **options)(x)
-        x = batch_norm(dtype)(x)
+                          kernel_initializer=conv_initializer(), use_bias=False, dtype=dtype,
+                          matmul_weight_gradients=matmul_weight_gradients)(x)
+        x = batch_norm(dtype, synchronized_batch_norm)(x)
         x = keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype)(x)
         x = keras.layers.ZeroPadding2D(dtype=dtype)(x)
         logits = layers.Conv2D(1, 4, kernel_initializer=conv_initializer(),
@@ -156,7 +166,7 @@ def output_dtype(dtype):
 
 def generator_from_config(config, **options):
     """The U-Net a resolved config describes (its depth follows config.image_size); options:
-    dtype, matmul_weight_gradients."""
+    dtype, matmul_weight_gradients, synchronized_batch_norm."""
     return unet_generator(
         depth=config_lib.unet_depth(config.image_size), input_channels=config.input_channels,
         output_channels=config.output_channels, base_filters=config.generator_filters,

@@ -2,7 +2,8 @@
 
 Options: `--config=configs/NAME.py` picks a config file (default: the paper's defaults in
 p2p_tf/config.py), `--config.FIELD=VALUE` overrides any field, `--data_dir` points at a local
-copy of the data. Running again with the same workdir resumes.
+copy of the data. Running again with the same workdir resumes. `--strategy` picks the devices
+(p2p_tf/distribution.py): several GPUs, several machines through TF_CONFIG, or a TPU.
 """
 
 import os
@@ -10,6 +11,8 @@ import os
 from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up logging)
 
 from absl import flags
+
+from p2p_tf import config as config_lib
 
 _CONFIG = cli.define_config_file(
     'config', os.path.join(os.path.dirname(__file__), 'config.py'),
@@ -22,14 +25,28 @@ _DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (overrides config.
                                'night2day, mnist_pairs, or folder.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder with a local copy of the dataset '
                                 '(NAME/ or NAME.tar.gz); default $P2P_TF_DATA_DIR.')
+_STRATEGY = flags.DEFINE_enum(
+    'strategy', config_lib.AUTO, config_lib.STRATEGIES,
+    'tf.distribute strategy: auto (mirrored when more than one GPU is visible, else default), '
+    'default (one device), mirrored (all GPUs of this machine), multi_worker (the machines '
+    'TF_CONFIG names), tpu.')
+_TPU = flags.DEFINE_string('tpu', None, 'With --strategy=tpu: the TPU name or grpc:// address '
+                           '(default: the one the environment names).')
+_PEER_TIMEOUT = flags.DEFINE_float('peer_timeout', 120, 'With --strategy=multi_worker: seconds '
+                                   'to wait for every worker of TF_CONFIG to join.')
 
 
 def main():
-    from p2p_tf import training
+    from p2p_tf import distribution, training
     config = _CONFIG.value
     if _DATASET.value:
         config.dataset = _DATASET.value
-    training.train(config, _WORKDIR.value, _DATA_DIR.value)
+    # The strategy comes first: multi-worker collectives must be set up before TensorFlow
+    # starts its runtime.
+    strategy = distribution.create_strategy(
+        _STRATEGY.value, global_batch=config_lib.resolve(config).batch_size, tpu=_TPU.value,
+        peer_timeout=_PEER_TIMEOUT.value)
+    training.train(config, _WORKDIR.value, _DATA_DIR.value, strategy=strategy)
 
 
 def run():

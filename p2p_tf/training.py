@@ -17,8 +17,8 @@ import keras
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import (datasets, evaluation, images, inference, input_pipeline, losses, metrics,
-                    models, performance, tfds_builder)
+from p2p_tf import (datasets, distribution, evaluation, images, inference, input_pipeline,
+                    losses, metrics, models, performance, tfds_builder)
 from p2p_tf.errors import UserError
 from p2p_tf.progress import Progress
 
@@ -27,7 +27,7 @@ LOSS_NAMES = ('gen_total', 'gen_gan', 'gen_l1', 'disc', 'disc_real', 'disc_fake'
 RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
                      'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes',
                      'precision', 'xla', 'fused_adam', 'matmul_weight_gradients',
-                     'eval_every', 'eval_split', 'eval_images', 'best_metric')
+                     'eval_every', 'eval_split', 'eval_images', 'best_metric', 'sync_batch_norm')
 # WORKDIR/best/BEST_RECORD: step, split and scores of the best checkpoint.
 BEST_RECORD = 'best.json'
 
@@ -63,15 +63,17 @@ def unwrapped(optimizer):
 
 class Trainer:
     """Both networks, both optimizers and the step counter, created under the current
-    tf.distribute strategy, with one train step and one checkpoint covering all of them."""
+    tf.distribute strategy, with one train step and one checkpoint covering all of them.
+    config.batch_size is the global batch (distribution.resolve checks that it splits)."""
 
     def __init__(self, config, total_steps, decay_steps=0, strategy=None):
-        self.config = config
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.config = config = distribution.resolve(config, self.strategy)
         self.precision = performance.choose_precision(config.precision)
         with self.strategy.scope():
             options = dict(dtype=self.precision,
-                           matmul_weight_gradients=config.matmul_weight_gradients)
+                           matmul_weight_gradients=config.matmul_weight_gradients,
+                           synchronized_batch_norm=config.sync_batch_norm == 'on')
             self.generator = models.generator_from_config(config, **options)
             self.discriminator = models.discriminator_from_config(config, **options)
             schedule = LinearDecay(config.learning_rate, total_steps, decay_steps)
@@ -320,51 +322,73 @@ def periodic_evaluation(trainer, workdir, data_dir, sampler, progress):
     return PeriodicEvaluation(trainer, workdir, split, examples, sampler, progress)
 
 
-def train(config, workdir, data_dir=None, stream=None):
+def train(config, workdir, data_dir=None, stream=None, strategy=None, on_sample=None):
     """Trains (or resumes) the run in `workdir`; returns the Trainer.
 
     config: a ConfigDict from config.get_config() plus overrides (resolved here).
+    strategy: a tf.distribute strategy (distribution.create_strategy); default: the current
+      one. Under a multi-worker strategy every worker calls train with the same arguments and
+      only the chief writes to `workdir`; resuming needs the chief's workdir readable by all.
+    on_sample: called as on_sample(step, grid) on the chief each time sample images are drawn
+      (every sample_every steps and at the end); grid is float32 [n, S, 3S, 3] in [0, 1],
+      rows of input | target | output (a notebook shows it).
     """
-    config = performance.resolve(config_lib.resolve(config))
+    strategy = strategy or tf.distribute.get_strategy()
+    config = performance.resolve(distribution.resolve(config_lib.resolve(config), strategy))
+    chief = distribution.is_chief(strategy)
     train_examples, sample_examples, unreadable = training_data(config, data_dir)
-    prepare_workdir(config, workdir)
+    if chief:
+        prepare_workdir(config, workdir)
 
     total_steps, decay_steps = config_lib.schedule_steps(config, len(train_examples))
     keras.utils.set_random_seed(config.seed)
-    trainer = Trainer(config, total_steps, decay_steps)
+    trainer = Trainer(config, total_steps, decay_steps, strategy)
+    checkpoints = os.path.join(workdir, 'checkpoints')
+    # Saving reads each mirrored variable's local copy and runs no collective (the networks,
+    # Adam and the RNG states have no sync-on-read variables), so the other workers of a
+    # multi-worker run need not take part, and write nothing.
     manager = tf.train.CheckpointManager(
-        trainer.checkpoint, os.path.join(workdir, 'checkpoints'),
-        max_to_keep=config.keep_checkpoints, step_counter=trainer.step)
+        trainer.checkpoint, checkpoints, max_to_keep=config.keep_checkpoints,
+        step_counter=trainer.step) if chief else None
     progress = Progress(total_steps, config.batch_size, config.log_every, stream)
     for path, reason in unreadable:
         progress.message(f'warning: skipping unreadable image {path}: {reason}')
     if unreadable:
         progress.message(f'skipped {len(unreadable)} unreadable training image(s)')
-    if manager.latest_checkpoint:
-        trainer.checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        progress.message(f'resumed from {manager.latest_checkpoint} at step {int(trainer.step)}')
-    start_step = int(trainer.step)
+    latest = tf.train.latest_checkpoint(checkpoints)
+    if latest:
+        trainer.checkpoint.restore(latest).assert_existing_objects_matched()
+        progress.message(f'resumed from {latest} at step {int(trainer.step.numpy())}')
+    distribution.check_workers_agree(strategy, int(trainer.step.numpy()))
+    start_step = int(trainer.step.numpy())
     if start_step >= total_steps:
         progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
         return trainer
     progress.message(f'training {config.dataset} ({config.direction}, '
                      f'{len(train_examples)} pairs) for {total_steps} steps of batch '
                      f'{config.batch_size}; workdir {workdir}')
+    if strategy.num_replicas_in_sync > 1 or tf.distribute.has_strategy():
+        progress.message(f'{distribution.describe(strategy)}; '
+                         f'{distribution.batch_description(config, strategy)}')
 
     sample_inputs, sample_targets = input_pipeline.eval_dataset(
         sample_examples, config, batch_size=len(sample_examples)).get_single_element()
     # Samples come from a copy of the generator so that drawing them never touches the state
     # of the one being trained (BatchNorm statistics, dropout RNG).
     sampler = models.generator_from_config(config)
-    evaluate = periodic_evaluation(trainer, workdir, data_dir, sampler, progress)
-    writer = tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train'))
+    evaluate = periodic_evaluation(trainer, workdir, data_dir, sampler, progress) if chief else None
+    writer = (tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train')) if chief
+              else tf.summary.create_noop_writer())
     with writer.as_default():
         tf.summary.scalar('data/skipped_unreadable_images', len(unreadable), step=start_step)
     try:
-        dataset = input_pipeline.train_dataset(train_examples, config,
-                                               start_example=start_step * config.batch_size)
-        run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler,
-                 (sample_inputs, sample_targets), evaluate)
+        def make_dataset(batch_size, shards, shard):
+            return input_pipeline.train_dataset(
+                train_examples, config, start_example=start_step * config.batch_size,
+                batch_size=batch_size, shards=shards, shard=shard)
+        dataset = distribution.distribute_dataset(strategy, make_dataset, config.batch_size)
+        samples = (sampler, (sample_inputs, sample_targets), on_sample) if chief else None
+        run_loop(trainer, dataset, manager, writer, progress, total_steps, samples, evaluate)
     except tf.errors.InvalidArgumentError:
         # Only files can turn out to be truncated; the builder's records all decoded.
         bad = datasets.undecodable_example(train_examples) or (
@@ -379,14 +403,14 @@ def train(config, workdir, data_dir=None, stream=None):
     return trainer
 
 
-def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, samples,
+def run_loop(trainer, dataset, manager, writer, progress, total_steps, samples=None,
              evaluate=None):
-    """Trains from trainer.step to total_steps on `dataset`, logging, drawing sample grids of
-    `samples` (inputs, targets) with `sampler`, calling evaluate(step) (if given) every
-    eval_every steps, and checkpointing with `manager`."""
+    """Trains from trainer.step to total_steps on `dataset` (distributed by the trainer's
+    strategy), logging, calling evaluate(step) (if given) every eval_every steps and
+    checkpointing with `manager` (if given). samples: (sampler, (inputs, targets), on_sample or
+    None): sample grids are drawn with the sampler, a generator copy, and logged; or None."""
     config = trainer.config
-    dataset = trainer.strategy.experimental_distribute_dataset(dataset)
-    step = int(trainer.step)
+    step = int(trainer.step.numpy())
     # Losses are shown and logged as means over the steps since the last log line: a single
     # batch-1 step is too noisy to read a trend from.
     sums, count = dict.fromkeys(LOSS_NAMES, 0.0), 0
@@ -396,7 +420,7 @@ def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, 
             step += 1
             if not all(math.isfinite(v) for v in values.values()):
                 bad = ', '.join(f'{k}={v}' for k, v in values.items() if not math.isfinite(v))
-                last = manager.latest_checkpoint or 'none written yet'
+                last = (manager and manager.latest_checkpoint) or 'none written yet'
                 raise TrainingError(f'non-finite loss at step {step} ({bad}); stopped without '
                                     f'saving. Last good checkpoint: {last}')
             sums, count = {k: sums[k] + values[k] for k in LOSS_NAMES}, count + 1
@@ -409,19 +433,24 @@ def run_loop(trainer, dataset, manager, writer, progress, total_steps, sampler, 
                 tf.summary.scalar('learning_rate',
                                   trainer.generator_optimizer.learning_rate, step=step)
                 tf.summary.scalar('images_per_second', progress.images_per_second(step), step=step)
-            if step % config.sample_every == 0 or step == total_steps:
+            if samples and (step % config.sample_every == 0 or step == total_steps):
+                sampler, (inputs, targets), on_sample = samples
                 sampler.set_weights(trainer.generator.get_weights())
-                tf.summary.image('input_target_output', image_grid(sampler, *samples) * 0.5 + 0.5,
-                                 step=step, max_outputs=config.num_samples)
+                grid = image_grid(sampler, inputs, targets) * 0.5 + 0.5
+                tf.summary.image('input_target_output', grid, step=step,
+                                 max_outputs=config.num_samples)
+                if on_sample:
+                    on_sample(step, grid.numpy())
             # A stopped run saves at once rather than after a pass over the split.
             if evaluate and not stop.received and (step % config.eval_every == 0
                                                    or step == total_steps):
                 evaluate(step)
-            if step % config.checkpoint_every == 0 or step == total_steps or stop.received:
+            if manager and (step % config.checkpoint_every == 0 or step == total_steps
+                            or stop.received):
                 manager.save(checkpoint_number=step)
             if stop.received:
-                progress.message(f'stopped by signal {stop.received} at step {step}; saved '
-                                 f'{manager.latest_checkpoint}')
+                saved = f'saved {manager.latest_checkpoint}' if manager else 'the chief saves'
+                progress.message(f'stopped by signal {stop.received} at step {step}; {saved}')
                 raise KeyboardInterrupt
             if step >= total_steps:
                 break
