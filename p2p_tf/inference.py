@@ -256,6 +256,9 @@ class Translator:
             raise UserError(f'fit must be one of {FITS}, got {fit!r}')
         self.fit, self.tile_size, self.tile_overlap = fit, tile_size, tile_overlap
         self.convert_channels = convert_channels
+        if not os.path.exists(source) and not os.path.exists(source + '.index'):
+            raise UserError(f'{source} does not exist (give a training run\'s workdir, one of '
+                            'its checkpoints, or an export)')
         if is_export(source):
             loaded = tf.saved_model.load(source)
             metadata = {name: value.numpy().decode() if value.dtype == tf.string

@@ -129,7 +129,15 @@ def read_metadata(export_dir):
 
 def write_saved_model(generator, metadata, path, fixed_size=None):
     """Writes the SavedModel of `generator` with its metadata into the new folder `path`."""
-    export_archive(generator, metadata, fixed_size).write_out(path, verbose=False)
+    # TensorFlow logs "Assets written to" the staging folder at INFO even with verbose=False;
+    # the commands hide INFO, library callers (notebooks) would see the wrong path.
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel('WARNING')
+    try:
+        export_archive(generator, metadata, fixed_size).write_out(path, verbose=False)
+    finally:
+        logger.setLevel(level)
     write_metadata(metadata, os.path.join(path, METADATA_PATH))
 
 

@@ -169,6 +169,9 @@ def test_workdir_without_config_is_an_error(run_dir, tmp_path):
         inference.load_generator(str(workdir))
     with pytest.raises(UserError, match='does not exist'):
         inference.load_generator(str(tmp_path / 'missing'))
+    # A Translator takes exports too, and says so.
+    with pytest.raises(UserError, match='does not exist .*or an export'):
+        inference.Translator(str(tmp_path / 'missing_export'))
 
 
 def test_missing_input_is_an_error(run_dir, tmp_path):
