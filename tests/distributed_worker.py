@@ -75,11 +75,10 @@ def steps(out):
         initial = initial or weights(trainer)
         trainer.generator.set_weights(initial[:len(trainer.generator.weights)])
         trainer.discriminator.set_weights(initial[len(trainer.generator.weights):])
-        dataset = tf.data.Dataset.from_tensor_slices(
-            tuple(np.stack(column) for column in zip(*batches)))
+        examples = tf.data.Dataset.from_tensor_slices(
+            tuple(np.concatenate(column) for column in zip(*batches)))
         dataset = distribution.distribute_dataset(
-            strategy, lambda batch, shards, shard: dataset.unbatch().shard(shards, shard)
-            .batch(batch), 2)
+            strategy, lambda batch, shards, shard: examples.shard(shards, shard).batch(batch), 2)
         losses = [trainer.train_step(inputs, targets) for inputs, targets in dataset]
         results[f'{name}_losses'] = [[float(step[key]) for key in training.LOSS_NAMES]
                                      for step in losses]
