@@ -24,8 +24,6 @@ from p2p_tf import peer_watchdog
 from p2p_tf.errors import UserError
 
 STRATEGIES = config_lib.STRATEGIES
-# How long a multi-worker run waits for all its workers to join before it gives up.
-DEFAULT_PEER_TIMEOUT_SECONDS = 120
 
 
 def tpu_available():
@@ -36,7 +34,7 @@ def tpu_available():
 
 
 def create_strategy(name=config_lib.AUTO, global_batch=None, tpu=None,
-                    peer_timeout=DEFAULT_PEER_TIMEOUT_SECONDS, stream=None):
+                    peer_timeout=peer_watchdog.DEFAULT_TIMEOUT_SECONDS, stream=None):
     """The tf.distribute strategy called `name` (one of STRATEGIES).
 
     auto: mirrored when more than one GPU is visible and `global_batch` (if given) splits
@@ -131,9 +129,9 @@ def host_and_port(address):
     return host.strip('[]'), int(port)
 
 
-def multi_worker_strategy(peer_timeout=DEFAULT_PEER_TIMEOUT_SECONDS):
+def multi_worker_strategy(peer_timeout=peer_watchdog.DEFAULT_TIMEOUT_SECONDS):
     """MultiWorkerMirroredStrategy over TF_CONFIG's cluster, once every worker has joined
-    (checked with an all-reduce), or the process ends after peer_timeout seconds."""
+    (an all-reduce has gone round), or the process ends after peer_timeout seconds."""
     tf_config = read_tf_config()
     job, index = tf_config['task']['type'], tf_config['task']['index']
     own = tf_config['cluster'][job][index]
@@ -141,13 +139,10 @@ def multi_worker_strategy(peer_timeout=DEFAULT_PEER_TIMEOUT_SECONDS):
              if address != own]
     with peer_watchdog.Watchdog(peer_timeout, f'{job} {index}', peers):
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        # Creating the strategy waits for the coordination service; the first collective
-        # confirms the whole ring is up.
-        joined = strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                 strategy.run(lambda: tf.constant(1.0)), axis=None)
-    if int(joined) != strategy.num_replicas_in_sync:
-        raise UserError(f'multi_worker: {int(joined)} of {strategy.num_replicas_in_sync} '
-                        'replicas answered')
+        # Creating the strategy waits for the coordination service; a first collective
+        # returns only once the whole ring is up.
+        strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)),
+                        axis=None)
     return strategy
 
 
@@ -217,6 +212,11 @@ def check_workers_agree(strategy, step):
                         'filesystem, and be given the same --workdir')
 
 
+def is_default(strategy):
+    """Whether `strategy` is TensorFlow's default strategy (one device, no distribution)."""
+    return strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy()
+
+
 def describe(strategy):
     """One line: the strategy, its replicas and, for several workers, this task."""
     replicas = strategy.num_replicas_in_sync
@@ -226,7 +226,7 @@ def describe(strategy):
         role = 'chief' if is_chief(strategy) else 'not the chief'
         return (f'MultiWorkerMirroredStrategy: {replicas} replicas on {workers} workers; this '
                 f'is {resolver.task_type} {resolver.task_id} ({role})')
-    if strategy is tf.distribute.get_strategy() and not tf.distribute.has_strategy():
+    if is_default(strategy):
         gpus = tf.config.list_logical_devices('GPU')
         return f'default strategy: one replica on {gpus[0].name if gpus else "the CPU"}'
     devices = ', '.join(getattr(strategy.extended, 'worker_devices', ()))
@@ -235,8 +235,9 @@ def describe(strategy):
 
 def batch_description(config, strategy):
     replicas = strategy.num_replicas_in_sync
-    return (f'global batch {config.batch_size} = {config.batch_size // replicas} per replica '
-            f'x {replicas} replica{"s" if replicas > 1 else ""}; synchronized BatchNorm '
+    return (f'global batch {config.batch_size} = '
+            f'{per_replica_batch(config.batch_size, strategy)} per replica x {replicas} '
+            f'replica{"s" if replicas > 1 else ""}; synchronized BatchNorm '
             f'{config.sync_batch_norm}')
 
 

@@ -1,12 +1,14 @@
 """Keras layers with one change each, used by the U-Net and the PatchGAN.
 
-Convolutions whose weight gradient is one matrix product: `Conv2D` and `Conv2DTranspose` are Keras' layers (same variables, same forward ops, so
-checkpoints and exports do not change) with one difference in training: the gradient with
-respect to the kernel is computed as patches(x)^T . dy, an image-patch extraction and a single
-matrix product, instead of TensorFlow's Conv2DBackpropFilter kernel. On the 2-core CPU we measure
-on, Conv2DBackpropFilter took about 40% of a 256x256 step, and was slowest on the small, wide
+Convolutions whose weight gradient is one matrix product: `Conv2D` and `Conv2DTranspose` are
+Keras' layers (same variables, same forward ops, so checkpoints and exports do not change)
+with one difference in training: the gradient with respect to the kernel is computed as
+patches(x)^T . dy, an image-patch extraction and a single matrix product, instead of
+TensorFlow's Conv2DBackpropFilter kernel. On the 2-core CPU we measure on,
+Conv2DBackpropFilter took about 40% of a 256x256 step, and was slowest on the small, wide
 layers near the U-Net bottleneck (4x4 and 8x8 maps with 512-1024 channels), where the product
-form is several times faster; the results are the same up to float rounding (tests/test_layers.py).
+form is several times faster; the results are the same up to float rounding
+(tests/test_layers.py).
 Set `matmul_weight_gradients=False` for Keras' own gradient (the benchmark's reference does).
 
 `Dropout` draws a different mask on each replica of a tf.distribute strategy (Keras' draws the

@@ -15,6 +15,9 @@ import socket
 import subprocess
 import sys
 
+# How long, by default, a multi-worker run waits for all its workers to join before it gives up.
+DEFAULT_TIMEOUT_SECONDS = 120
+
 
 def unreachable(addresses, timeout=1.0):
     """The 'host:port' addresses that refuse or drop a TCP connection now."""

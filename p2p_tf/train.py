@@ -13,6 +13,7 @@ from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up lo
 from absl import flags
 
 from p2p_tf import config as config_lib
+from p2p_tf import peer_watchdog
 
 _CONFIG = cli.define_config_file(
     'config', os.path.join(os.path.dirname(__file__), 'config.py'),
@@ -32,8 +33,9 @@ _STRATEGY = flags.DEFINE_enum(
     'TF_CONFIG names), tpu.')
 _TPU = flags.DEFINE_string('tpu', None, 'With --strategy=tpu: the TPU name or grpc:// address '
                            '(default: the one the environment names).')
-_PEER_TIMEOUT = flags.DEFINE_float('peer_timeout', 120, 'With --strategy=multi_worker: seconds '
-                                   'to wait for every worker of TF_CONFIG to join.')
+_PEER_TIMEOUT = flags.DEFINE_float(
+    'peer_timeout', peer_watchdog.DEFAULT_TIMEOUT_SECONDS,
+    'With --strategy=multi_worker: seconds to wait for every worker of TF_CONFIG to join.')
 
 
 def main():

@@ -358,25 +358,30 @@ def train(config, workdir, data_dir=None, stream=None, strategy=None, on_sample=
     latest = tf.train.latest_checkpoint(checkpoints)
     if latest:
         trainer.checkpoint.restore(latest).assert_existing_objects_matched()
-        progress.message(f'resumed from {latest} at step {int(trainer.step.numpy())}')
-    distribution.check_workers_agree(strategy, int(trainer.step.numpy()))
     start_step = int(trainer.step.numpy())
+    if latest:
+        progress.message(f'resumed from {latest} at step {start_step}')
+    distribution.check_workers_agree(strategy, start_step)
     if start_step >= total_steps:
         progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
         return trainer
     progress.message(f'training {config.dataset} ({config.direction}, '
                      f'{len(train_examples)} pairs) for {total_steps} steps of batch '
                      f'{config.batch_size}; workdir {workdir}')
-    if strategy.num_replicas_in_sync > 1 or tf.distribute.has_strategy():
+    if not distribution.is_default(strategy):
         progress.message(f'{distribution.describe(strategy)}; '
                          f'{distribution.batch_description(config, strategy)}')
 
-    sample_inputs, sample_targets = input_pipeline.eval_dataset(
-        sample_examples, config, batch_size=len(sample_examples)).get_single_element()
-    # Samples come from a copy of the generator so that drawing them never touches the state
-    # of the one being trained (BatchNorm statistics, dropout RNG).
-    sampler = models.generator_from_config(config)
-    evaluate = periodic_evaluation(trainer, workdir, data_dir, sampler, progress) if chief else None
+    # Sample grids and evaluations are the chief's, like every other file of the run.
+    samples = evaluate = None
+    if chief:
+        sample_batch = input_pipeline.eval_dataset(
+            sample_examples, config, batch_size=len(sample_examples)).get_single_element()
+        # Samples come from a copy of the generator so that drawing them never touches the
+        # state of the one being trained (BatchNorm statistics, dropout RNG).
+        sampler = models.generator_from_config(config)
+        samples = (sampler, sample_batch, on_sample)
+        evaluate = periodic_evaluation(trainer, workdir, data_dir, sampler, progress)
     writer = (tf.summary.create_file_writer(os.path.join(workdir, 'logs', 'train')) if chief
               else tf.summary.create_noop_writer())
     with writer.as_default():
@@ -387,7 +392,6 @@ def train(config, workdir, data_dir=None, stream=None, strategy=None, on_sample=
                 train_examples, config, start_example=start_step * config.batch_size,
                 batch_size=batch_size, shards=shards, shard=shard)
         dataset = distribution.distribute_dataset(strategy, make_dataset, config.batch_size)
-        samples = (sampler, (sample_inputs, sample_targets), on_sample) if chief else None
         run_loop(trainer, dataset, manager, writer, progress, total_steps, samples, evaluate)
     except tf.errors.InvalidArgumentError:
         # Only files can turn out to be truncated; the builder's records all decoded.

@@ -9,7 +9,8 @@ and logical devices must be set up before the runtime starts).
     python tests/distributed_worker.py steps OUT.npz
         splits the CPU in two and saves the losses and weights after two train steps of
         global batch 2 on one device and on two mirrored replicas (BatchNorm synchronized or
-        not; float32, and mixed_float16 synchronized), plus the per-replica outputs of a dropout layer.
+        not; float32, and mixed_float16 synchronized), plus the per-replica outputs of a
+        dropout layer.
 """
 
 import os

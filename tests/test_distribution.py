@@ -168,7 +168,8 @@ def test_read_tf_config_names_the_problem(monkeypatch, text, message):
 
 def test_read_tf_config_accepts_a_cluster():
     from p2p_tf import distribution
-    text = '{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, "task": {"type": "worker", "index": 0}}'
+    text = ('{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, '
+            '"task": {"type": "worker", "index": 0}}')
     assert distribution.read_tf_config(text)['task'] == {'type': 'worker', 'index': 0}
 
 
