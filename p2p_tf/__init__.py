@@ -4,4 +4,4 @@ __version__ = '0.1.0'
 
 # Registers the TFDS builder `pix2pix`, so that tfds.load('pix2pix/facades') works after
 # `import p2p_tf` (it imports TFDS, not TensorFlow).
-from p2p_tf import tfds_builder  # noqa: E402, F401
+from p2p_tf.datasets import tfds_builder  # noqa: E402, F401

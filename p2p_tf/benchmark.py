@@ -3,7 +3,7 @@
 Prints a table and (with --json) writes the machine, versions, settings and figures:
 - training images/s at --image_size and --batch_size on synthetic tensors, for each variant in
   --variants: `reference` is the TensorFlow tutorial's plain float32 step (same networks,
-  losses and optimizer, no speed options); `fast` is the project's defaults (performance.py);
+  losses and optimizer, no speed options); `fast` is the project's defaults (p2p_tf/training/performance.py);
   `bfloat16`, `float16` and `xla` are `fast` with that one setting forced;
 - the end-to-end training rate of `fast` reading real data through the input pipeline;
 - the input pipeline alone (decode, cache, jitter, mirroring), images/s;
@@ -94,8 +94,10 @@ def base_config(variant='fast', image_size=None, seed=0):
     config.discriminator_filters = _DISCRIMINATOR_FILTERS.value
     config.steps = 1
     config.update(VARIANTS[variant])
-    from p2p_tf import performance
-    return performance.resolve(config_lib.resolve(config))
+    import tensorflow as tf
+
+    from p2p_tf.training import distribution
+    return distribution.resolve_run(config, tf.distribute.get_strategy())
 
 
 def timed_windows(run_steps, steps):
@@ -110,16 +112,17 @@ def timed_windows(run_steps, steps):
 
 
 def training_examples(config):
-    from p2p_tf import training
-    return training.training_data(config, _FOLDER.value or _DATA_DIR.value)[0]
+    from p2p_tf.datasets import examples
+    return examples.training_data(config, _FOLDER.value or _DATA_DIR.value)[0]
 
 
 def measure_training(variant, real_data):
     import tensorflow as tf
 
-    from p2p_tf import input_pipeline, training
+    from p2p_tf.datasets import input_pipeline
+    from p2p_tf.training.trainer import Trainer
     config = base_config(variant)
-    trainer = training.Trainer(config, total_steps=10 ** 9)
+    trainer = Trainer(config, total_steps=10 ** 9)
     shape = [config.batch_size, config.image_size, config.image_size, 3]
     if real_data:
         batches = iter(input_pipeline.train_dataset(training_examples(config), config))
@@ -139,7 +142,7 @@ def measure_training(variant, real_data):
 
 
 def measure_pipeline():
-    from p2p_tf import input_pipeline
+    from p2p_tf.datasets import input_pipeline
     config = base_config()
     examples = training_examples(config)
     start = time.perf_counter()
@@ -160,7 +163,8 @@ def measure_pipeline():
 def measure_inference():
     import tensorflow as tf
 
-    from p2p_tf import models, serving
+    from p2p_tf.nets import models
+    from p2p_tf.serving import export as export_lib
     config = base_config()
     # The tutorial's generator: Keras' own layers, float32.
     generator = models.generator_from_config(config, matmul_weight_gradients=False)
@@ -173,9 +177,9 @@ def measure_inference():
     }
     with tempfile.TemporaryDirectory() as folder:
         for mode in ('paper', 'eval'):
-            metadata = serving.export_metadata(config, 0, mode)
+            metadata = export_lib.export_metadata(config, 0, mode)
             path = os.path.join(folder, mode)
-            serving.write_saved_model(generator, metadata, path)
+            export_lib.write_saved_model(generator, metadata, path)
             translate = tf.saved_model.load(path).signatures['translate_float']
             latencies[f'saved_model_{mode}'] = (
                 lambda translate=translate: translate(images=image))
@@ -197,10 +201,11 @@ def quality_run(variant, seed):
     on the real data."""
     import keras
 
-    from p2p_tf import input_pipeline, training
+    from p2p_tf.datasets import input_pipeline
+    from p2p_tf.training.trainer import Trainer
     config = base_config(variant, image_size=_QUALITY_SIZE.value, seed=seed)
     keras.utils.set_random_seed(seed)
-    trainer = training.Trainer(config, total_steps=_QUALITY_STEPS.value)
+    trainer = Trainer(config, total_steps=_QUALITY_STEPS.value)
     batches = iter(input_pipeline.train_dataset(training_examples(config), config))
     sums, means = {'gen_l1': 0.0, 'disc': 0.0}, {'gen_l1': [], 'disc': []}
     for step in range(1, _QUALITY_STEPS.value + 1):
@@ -263,7 +268,7 @@ def machine():
     import tensorflow as tf
 
     import p2p_tf
-    from p2p_tf import performance
+    from p2p_tf.training import performance
     model = platform.processor()
     try:
         with open('/proc/cpuinfo') as cpuinfo:

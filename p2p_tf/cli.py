@@ -13,7 +13,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app, flags, logging  # noqa: E402
 
-from p2p_tf.errors import UserError  # noqa: E402
+from p2p_tf.errors import TrainingError, UserError  # noqa: E402
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -77,7 +77,6 @@ def run(main, commands=()):
     """Runs `main()` (a function of no arguments that reads parsed flags) as a command; with
     `commands` (subcommand names), runs `main(command)` for the one given first."""
     def guarded_main(argv):
-        from p2p_tf.training import TrainingError
         # absl's INFO default would print every checkpoint write; --verbosity=0 brings it back.
         if not flags.FLAGS['verbosity'].present:
             logging.set_verbosity(logging.WARNING)

@@ -9,7 +9,6 @@ appendix 6.2) and checks the result. The resolved config is written into the wor
 
 import difflib
 import importlib.util
-import json
 import math
 import os
 
@@ -21,6 +20,11 @@ from p2p_tf.errors import UserError
 AUTO = 'auto'
 AUTO_NUMBER = 0
 
+# The split names of a dataset folder or archive, in order; held-out pairs (for samples and
+# evaluation) come from the first of EVAL_SPLITS that a dataset has.
+SPLITS = ('train', 'val', 'test')
+EVAL_SPLITS = ('val', 'test')
+
 # Facts from the pix2pix paper (appendix 6.2) and the authors' reference code: the translation
 # direction inside the side-by-side A|B files, and the paper's epochs and batch size.
 DATASET_FACTS = {
@@ -30,11 +34,14 @@ DATASET_FACTS = {
     'edges2shoes': dict(direction='AtoB', epochs=15, batch_size=4),
     'edges2handbags': dict(direction='AtoB', epochs=15, batch_size=4),
     'night2day': dict(direction='AtoB', epochs=17, batch_size=4),
-    # Not in the paper: outline -> filled digit, built from TFDS mnist (p2p_tf/mnist_pairs.py).
+    # Not in the paper: outline -> filled digit, built from TFDS mnist (p2p_tf/datasets/mnist_pairs.py).
     # One pass over its 60,000 pairs is 60,000 steps of batch 1, in step count close to the
     # paper's facades run (80,000), on an easier task at a quarter of the pixels.
     'mnist_pairs': dict(direction='AtoB', epochs=1, batch_size=1),
 }
+# The datasets of the pix2pix authors' archives, read through the TFDS builder `pix2pix`.
+PIX2PIX_DATASETS = ('facades', 'cityscapes', 'maps', 'edges2shoes', 'edges2handbags',
+                    'night2day')
 # Built once from TFDS mnist as side-by-side 128x128 pairs (configs/mnist_pairs.py sets the size).
 MNIST_PAIRS_DATASET = 'mnist_pairs'
 # A folder of the user's own side-by-side pairs (`--dataset=folder --data_dir=PATH`).
@@ -45,19 +52,29 @@ FOLDER_FACTS = dict(direction='AtoB', epochs=200, batch_size=1)
 # 1 is the paper's PixelGAN (1x1 convolutions only).
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 
-# Speed settings (p2p_tf/performance.py resolves AUTO for the machine at hand).
+# Speed settings (p2p_tf/training/performance.py resolves AUTO for the machine at hand).
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_SETTINGS = ('on', 'off')
 SYNC_BATCH_NORM_SETTINGS = ('on', 'off')
-# tf.distribute strategies of `train --strategy` (p2p_tf/distribution.py).
+# tf.distribute strategies of `train --strategy` (p2p_tf/training/distribution.py).
 STRATEGIES = (AUTO, 'default', 'mirrored', 'multi_worker', 'tpu')
 
-# best_metric value that keeps no best checkpoint.
+# Image metrics of evaluation (p2p_tf/evaluation/metrics.py computes them), and whether a
+# higher value is better; best_metric names one of them, or NO_BEST_METRIC to keep no best
+# checkpoint.
+METRIC_NAMES = ('l1', 'psnr', 'ssim')
+HIGHER_IS_BETTER = {'l1': False, 'psnr': True, 'ssim': True}
 NO_BEST_METRIC = 'none'
 
 
-def get_config():
-    """The paper's defaults (Isola et al. 2017, Sec. 3 and appendix 6) for labels -> facades."""
+def get_config(kind=None):
+    """The paper's defaults (Isola et al. 2017, Sec. 3 and appendix 6) for labels -> facades;
+    kind='fcn_scorer' (a config file argument, `config.py:fcn_scorer`): the FCN-score
+    segmenter's defaults, get_scorer_config()."""
+    if kind == 'fcn_scorer':
+        return get_scorer_config()
+    if kind:
+        raise UserError(f"unknown config kind {kind!r}; known: fcn_scorer")
     config = ml_collections.ConfigDict()
 
     config.dataset = 'facades'
@@ -93,7 +110,7 @@ def get_config():
     config.beta_1 = 0.5
     config.beta_2 = 0.999
     # The global batch, split evenly over the replicas of a tf.distribute strategy
-    # (p2p_tf/distribution.py); 0: the paper's batch size for the dataset.
+    # (p2p_tf/training/distribution.py); 0: the paper's batch size for the dataset.
     config.batch_size = AUTO_NUMBER
     config.epochs = float(AUTO_NUMBER)  # 0: the paper's epochs for the dataset.
     # Linear decay of the learning rate to zero over this many extra epochs after `epochs`
@@ -109,17 +126,17 @@ def get_config():
     config.checkpoint_every = 1000
     config.keep_checkpoints = 3
 
-    # Evaluation on held-out pairs during training (p2p_tf/evaluation.py): L1, PSNR and SSIM
+    # Evaluation on held-out pairs during training (p2p_tf/evaluation/scoring.py): L1, PSNR and SSIM
     # every eval_every steps and at the last step, logged to WORKDIR/logs/eval; 0: never.
     config.eval_every = 1000
     config.eval_split = AUTO  # AUTO: 'val', else 'test'; a dataset with neither is not evaluated.
     config.eval_images = 0  # 0: every image of eval_split; N: its first N.
-    # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (metrics.py
+    # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (one of
     # METRIC_NAMES: 'l1', 'psnr' or 'ssim'), or NO_BEST_METRIC to keep none.
     config.best_metric = 'l1'
 
     # BatchNorm statistics over the global batch of all replicas ('on'), or each replica's own
-    # ('off'); AUTO: on when a replica sees a batch of 1 (p2p_tf/distribution.py says why).
+    # ('off'); AUTO: on when a replica sees a batch of 1 (p2p_tf/training/distribution.py says why).
     # Identical with one replica.
     config.sync_batch_norm = AUTO
 
@@ -127,7 +144,7 @@ def get_config():
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
     config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).
-    # Convolution kernel gradients as one matmul each (p2p_tf/layers.py; same values).
+    # Convolution kernel gradients as one matmul each (p2p_tf/nets/layers.py; same values).
     config.matmul_weight_gradients = True
     return config
 
@@ -154,13 +171,25 @@ def dataset_facts(name):
     raise UserError(f'unknown dataset {name!r}; known datasets: {known}')
 
 
-def resolve(config):
-    """Returns a copy of `config` with AUTO fields filled from the dataset's facts, checked."""
-    unknown = sorted(set(config) - set(get_config()))
+def check_known_fields(config, defaults, what='config'):
+    """Raises UserError naming the first field of `config` that `defaults` lacks, with the
+    closest known field as a suggestion."""
+    unknown = sorted(set(config) - set(defaults))
     if unknown:
-        suggestions = difflib.get_close_matches(unknown[0], list(get_config()), n=1)
+        suggestions = difflib.get_close_matches(unknown[0], list(defaults), n=1)
         hint = f' (did you mean {suggestions[0]!r}?)' if suggestions else ''
-        raise UserError(f'unknown config field {unknown[0]!r}{hint}')
+        raise UserError(f'unknown {what} field {unknown[0]!r}{hint}')
+
+
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Returns a copy of `config` with AUTO fields filled from the dataset's facts, checked.
+
+    This is the first of the two stages of resolving a run's config and needs no TensorFlow,
+    so a command answers a mistyped option before TensorFlow loads; the second stage fixes
+    the fields that depend on the devices (p2p_tf/training/devices.py). Resolving a resolved
+    config returns an equal one.
+    """
+    check_known_fields(config, get_config())
     config = ml_collections.ConfigDict(config.to_dict())
     facts = dataset_facts(config.dataset)
     if config.direction == AUTO:
@@ -179,9 +208,7 @@ def check(config):
         raise UserError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
     if config.image_size < 32 or 2 ** unet_depth(config.image_size) != config.image_size:
         raise UserError(f'image_size must be a power of two >= 32, got {config.image_size}')
-    if config.load_size < config.image_size:
-        raise UserError(f'load_size ({config.load_size}) is smaller than image_size '
-                        f'({config.image_size}): the random crop would not fit')
+    check_crop_fits(config)
     if config.patch_size not in PATCH_SIZES:
         raise UserError(f'patch_size must be one of {sorted(PATCH_SIZES)}, got {config.patch_size}')
     for name in ('input_channels', 'output_channels'):
@@ -209,10 +236,15 @@ def check(config):
         raise UserError('eval_every and eval_images must not be negative')
     if not config.eval_split or not isinstance(config.eval_split, str):
         raise UserError(f'eval_split must be a split name or auto, got {config.eval_split!r}')
-    from p2p_tf import metrics  # Imports TensorFlow, which importing this module does not.
-    if config.best_metric not in metrics.METRIC_NAMES + (NO_BEST_METRIC,):
-        raise UserError(f'best_metric must be one of {", ".join(metrics.METRIC_NAMES)} or '
+    if config.best_metric not in METRIC_NAMES + (NO_BEST_METRIC,):
+        raise UserError(f'best_metric must be one of {", ".join(METRIC_NAMES)} or '
                         f'{NO_BEST_METRIC}, got {config.best_metric!r}')
+
+
+def check_crop_fits(config):
+    if config.load_size < config.image_size:
+        raise UserError(f'load_size ({config.load_size}) is smaller than image_size '
+                        f'({config.image_size}): the random crop would not fit')
 
 
 def unet_depth(image_size):
@@ -230,23 +262,72 @@ def schedule_steps(config, train_size):
     return max(total, 1), decay_steps
 
 
-CONFIG_FILENAME = 'config.json'
+# Largest colour distance of a label pixel from its palette colour (luma levels, chroma
+# counted at a tenth: p2p_tf/datasets/label_maps.py); farther pixels are off-palette. No pixel
+# of the 606 facades label halves is farther than 25.2 (JPEG artefacts at edges), so real
+# facades report none. Within the palette's luma range (black, greys, pure green) every colour
+# is closer than this: there JPEG blends of two palette colours land too, so only colours like
+# white are caught.
+OFF_PALETTE_TOLERANCE = 28.0
 
 
-def save(config, workdir):
-    """Writes the resolved config to `workdir/config.json` (atomically)."""
-    path = os.path.join(workdir, CONFIG_FILENAME)
-    with open(path + '.tmp', 'w') as f:
-        f.write(config.to_json(indent=2, sort_keys=True) + '\n')
-    os.replace(path + '.tmp', path)
+def get_scorer_config():
+    """The FCN-score segmenter's defaults for facades, 128x128 (also the default config file of
+    `python -m p2p_tf.fcn_score`; configs/fcn/facades.py returns them)."""
+    config = ml_collections.ConfigDict()
+    config.dataset = 'facades'
+    # A palette of p2p_tf/datasets/label_maps.py; AUTO: the dataset's name.
+    config.palette = AUTO
+    # Direction of labels -> photo inside the side-by-side files (BtoA: labels on the right),
+    # as for pix2pix runs; AUTO: the dataset's (DATASET_FACTS).
+    config.direction = AUTO
+    config.train_split = 'train'
+    config.off_palette_tolerance = OFF_PALETTE_TOLERANCE
+
+    config.image_size = 128  # Photos are segmented at image_size x image_size.
+    # Training photos and class maps are resized to load_size and cropped at random to
+    # image_size, the random jitter of pix2pix (paper appendix 6.2: 286 -> 256); 0: that
+    # ratio, image_size * 286 // 256. It raised class IoU on facades val from 0.31 to 0.32.
+    config.load_size = AUTO_NUMBER
+    # U-Net poolings (after a stride-2 stem); image_size must be a multiple of 2**(levels + 1).
+    config.levels = 4
+    config.filters = 16  # Filters of the first level, doubled per level up to 8x.
+
+    config.steps = 2000
+    config.batch_size = 8
+    config.learning_rate = 2e-3
+    config.seed = 0
+    config.log_every = 100
+    config.checkpoint_every = 500
+    return config
 
 
-def load(workdir):
-    """Reads the config a run wrote into `workdir`. Fields added to the project after that run
-    take their defaults, which keep the behaviour the run had."""
-    path = os.path.join(workdir, CONFIG_FILENAME)
-    if not os.path.exists(path):
-        raise UserError(f'no {CONFIG_FILENAME} in {workdir}: is it the workdir of a training run?')
-    with open(path) as f:
-        saved = json.load(f)
-    return ml_collections.ConfigDict({**get_config().to_dict(), **saved})
+def resolve_scorer(config, palettes):
+    """A copy of the scorer's `config` with AUTO fields filled in, checked: UserError names the
+    first field that cannot work. palettes: the names of the known label palettes."""
+    defaults = get_scorer_config()
+    check_known_fields(config, defaults, 'scorer config')
+    config = ml_collections.ConfigDict({**defaults.to_dict(), **config.to_dict()})
+    if config.palette == AUTO:
+        config.palette = config.dataset
+    if config.palette not in palettes:
+        raise UserError(f'no label colour palette for {config.palette!r} (palettes: '
+                        f'{", ".join(palettes)}); for a dataset whose label maps use one of '
+                        'them, set --config.palette')
+    if config.direction == AUTO:
+        config.direction = dataset_facts(config.dataset)['direction']
+    if config.load_size == AUTO_NUMBER:
+        config.load_size = config.image_size * 286 // 256
+    if config.direction not in ('AtoB', 'BtoA'):
+        raise UserError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
+    for name in ('levels', 'filters', 'steps', 'batch_size', 'log_every', 'checkpoint_every'):
+        if config[name] < 1:
+            raise UserError(f'{name} must be positive, got {config[name]}')
+    multiple = 2 ** (config.levels + 1)
+    if config.image_size < multiple or config.image_size % multiple:
+        raise UserError(f'image_size must be a multiple of 2**(levels + 1) = {multiple}, got '
+                        f'{config.image_size}')
+    check_crop_fits(config)
+    if config.learning_rate <= 0 or config.off_palette_tolerance <= 0:
+        raise UserError('learning_rate and off_palette_tolerance must be positive')
+    return config

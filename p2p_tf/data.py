@@ -4,7 +4,7 @@
     python -m p2p_tf.data split --src=pairs --out=my_data --val=0.1 --test=0.1 --seed=0
     python -m p2p_tf.data check my_data
 
-The work is done by `p2p_tf.pairs`; this file parses the arguments and prints what it returns.
+The work is done by `p2p_tf.datasets.tools`; this file parses the arguments and prints what it returns.
 absl flags have no subcommands, so this command uses argparse, with the error convention of
 the other commands (`p2p_tf.cli`): bad input is one line on stderr and exit status 2.
 """
@@ -74,7 +74,7 @@ def build_parser():
 
 
 def run_combine(args):
-    from p2p_tf import pairs
+    from p2p_tf.datasets import tools as pairs
     result = pairs.combine(args.a, args.b, args.out, resize=args.resize,
                            image_format=args.format, overwrite=args.overwrite,
                            allow_unmatched=args.allow_unmatched)
@@ -97,7 +97,7 @@ def run_combine(args):
 
 
 def run_split(args):
-    from p2p_tf import pairs
+    from p2p_tf.datasets import tools as pairs
     written = pairs.split(args.src, args.out, val=args.val, test=args.test, seed=args.seed,
                           link=args.link)
     counts = ', '.join(f'{name} {len(files)}' for name, files in written.items())
@@ -107,7 +107,7 @@ def run_split(args):
 
 
 def run_check(args):
-    from p2p_tf import pairs
+    from p2p_tf.datasets import tools as pairs
     report = pairs.check(args.dir)
     for line in report_lines(report):
         print(line)
@@ -120,7 +120,7 @@ PROBLEM_TITLES = {'unreadable': 'unreadable', 'not_a_pair': 'not a pair',
 
 def report_lines(report):
     """The check report as text: per split its count, sizes and modes, then every problem."""
-    from p2p_tf import pairs
+    from p2p_tf.datasets import tools as pairs
     lines = [f'{report.root}:']
     for split in report.splits:
         unreadable = sum(1 for i in split.images if i.error)

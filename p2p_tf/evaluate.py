@@ -32,12 +32,12 @@ _OUTPUT = flags.DEFINE_string('output', None, 'Folder for metrics.json and conta
 
 
 def main():
-    from p2p_tf import evaluation
-    report = evaluation.evaluate_run(
+    from p2p_tf.evaluation import scoring
+    report = scoring.evaluate_run(
         _WORKDIR.value, split=_SPLIT.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
         checkpoint=_CHECKPOINT.value, mode=_MODE.value, max_images=_MAX_IMAGES.value,
         sheet_images=_SHEET_IMAGES.value, output_dir=_OUTPUT.value)
-    print(evaluation.format_report(report))
+    print(scoring.format_report(report))
     print(f'wrote {report["output_dir"]}')
 
 

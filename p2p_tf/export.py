@@ -3,7 +3,7 @@
 
 `--format=saved_model` (default) writes a SavedModel that translates uint8 images of any size;
 `--format=tflite` writes float32, float16 and dynamic-range TFLite files next to the SavedModel
-they were converted from. See `p2p_tf/serving.py` for the signatures.
+they were converted from. See `p2p_tf/serving/export.py` for the signatures.
 """
 
 import os
@@ -27,8 +27,9 @@ _OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace an existing expor
 
 
 def main():
-    from p2p_tf import serving
-    export = serving.export_tflite if _FORMAT.value == 'tflite' else serving.export_saved_model
+    from p2p_tf.serving import export as export_lib
+    export = (export_lib.export_tflite if _FORMAT.value == 'tflite'
+              else export_lib.export_saved_model)
     export_dir = export(_WORKDIR.value, _EXPORT_DIR.value, mode=_MODE.value,
                         checkpoint=_CHECKPOINT.value, overwrite=_OVERWRITE.value)
     print(f'wrote {_FORMAT.value} export of {_WORKDIR.value} ({_MODE.value} mode) to {export_dir}')

@@ -6,7 +6,7 @@
         [--split=val] [--checkpoint=PATH] [--json=scores.json]
 
 `train` fits the segmenter to the dataset's real photos (config: --config=configs/fcn/facades.py
-or the defaults in p2p_tf/segmentation.py, fields overridden with --config.FIELD=VALUE; run again
+or the defaults, config.get_scorer_config() in p2p_tf/config.py, fields overridden with --config.FIELD=VALUE; run again
 to resume). `evaluate` prints the paper's Table 1 layout with the run's row and the ground-truth
 row (the real photos).
 """
@@ -21,7 +21,7 @@ from absl import flags
 COMMANDS = ('train', 'evaluate')
 
 _CONFIG = cli.define_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'segmentation.py'),
+    'config', os.path.join(os.path.dirname(__file__), 'config.py') + ':fcn_scorer',
     "The scorer's config file (e.g. configs/fcn/facades.py); fields can be overridden with "
     '--config.FIELD=VALUE. train only: evaluate uses the config saved in --fcn_dir.')
 _FCN_DIR = flags.DEFINE_string('fcn_dir', None, "Folder of the scorer's config and checkpoint.",
@@ -59,19 +59,20 @@ def check_flags(command):
 
 
 def main(command):
-    from p2p_tf import segmentation
     from p2p_tf.errors import UserError
+    from p2p_tf.evaluation import fcn_score
+    from p2p_tf.training import scorer_training
     check_flags(command)
     if command == 'train':
         config = _CONFIG.value
         if _DATASET.value:
             config.dataset = _DATASET.value
-        segmentation.train_scorer(config, _FCN_DIR.value, _DATA_DIR.value)
+        scorer_training.train_scorer(config, _FCN_DIR.value, _DATA_DIR.value)
         print(f'the scorer is in {_FCN_DIR.value}')
         return
-    report = segmentation.fcn_report(_FCN_DIR.value, _WORKDIR.value, _SPLIT.value,
-                                     _DATA_DIR.value, _CHECKPOINT.value, _MODE.value)
-    print(segmentation.format_report(report))
+    report = fcn_score.fcn_report(_FCN_DIR.value, _WORKDIR.value, _SPLIT.value,
+                                  _DATA_DIR.value, _CHECKPOINT.value, _MODE.value)
+    print(fcn_score.format_report(report))
     if _JSON.value:
         try:
             with open(_JSON.value, 'w') as f:

@@ -14,7 +14,7 @@ import tensorflow as tf
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, preprocessing
+from p2p_tf.datasets import image_files, preprocessing, sources
 
 
 def in_colab():
@@ -93,7 +93,7 @@ def show_images(titled_images, height=3.0):
 
 def example_inputs(config, data_dir=None, count=1):
     """The input halves of the first `count` side-by-side pairs of the val (else test) split
-    of a local copy of config.dataset (datasets.local_copy; for 'folder', data_dir itself), at
+    of a local copy of config.dataset (sources.local_copy; for 'folder', data_dir itself), at
     their own size: {file name: uint8 [H, W, input_channels]}. {} when there is no such copy.
 
     config: anything with dataset, direction, input_channels and output_channels (a run's
@@ -102,13 +102,13 @@ def example_inputs(config, data_dir=None, count=1):
     if config.dataset == config_lib.FOLDER_DATASET:
         root = data_dir
     else:
-        root = datasets.local_copy(config.dataset, data_dir, archive=False)
+        root = sources.local_copy(config.dataset, data_dir, archive=False)
     split = next((split for split in ('val', 'test')
                   if root and os.path.isdir(os.path.join(root, split))), None)
     if split is None:
         return {}
     examples = {}
-    for path in datasets.list_images(os.path.join(root, split))[:count]:
+    for path in image_files.list_images(os.path.join(root, split))[:count]:
         source, _ = preprocessing.decode_pair(tf.io.read_file(path), config.input_channels,
                                               config.output_channels, config.direction)
         examples[os.path.basename(path)] = source.numpy()

@@ -24,7 +24,7 @@ _SPLIT = flags.DEFINE_string('split', 'val', 'Split whose translations are score
 
 
 def main():
-    from p2p_tf import ablation
+    from p2p_tf.experiments import table1 as ablation
     from p2p_tf import config as config_lib
     from p2p_tf.errors import UserError
     variants_module = config_lib.config_file_module(_CONFIG.value)

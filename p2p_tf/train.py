@@ -3,7 +3,7 @@
 Options: `--config=configs/NAME.py` picks a config file (default: the paper's defaults in
 p2p_tf/config.py), `--config.FIELD=VALUE` overrides any field, `--data_dir` points at a local
 copy of the data. Running again with the same workdir resumes. `--strategy` picks the devices
-(p2p_tf/distribution.py): several GPUs, several machines through TF_CONFIG, or a TPU.
+(p2p_tf/training/distribution.py): several GPUs, several machines through TF_CONFIG, or a TPU.
 """
 
 import os
@@ -13,7 +13,7 @@ from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up lo
 from absl import flags
 
 from p2p_tf import config as config_lib
-from p2p_tf import peer_watchdog
+from p2p_tf.training import peer_watchdog
 
 _CONFIG = cli.define_config_file(
     'config', os.path.join(os.path.dirname(__file__), 'config.py'),
@@ -39,7 +39,7 @@ _PEER_TIMEOUT = flags.DEFINE_float(
 
 
 def main():
-    from p2p_tf import distribution, training
+    from p2p_tf.training import distribution, pix2pix
     config = _CONFIG.value
     if _DATASET.value:
         config.dataset = _DATASET.value
@@ -48,7 +48,7 @@ def main():
     strategy = distribution.create_strategy(
         _STRATEGY.value, global_batch=config_lib.resolve(config).batch_size, tpu=_TPU.value,
         peer_timeout=_PEER_TIMEOUT.value)
-    training.train(config, _WORKDIR.value, _DATA_DIR.value, strategy=strategy)
+    pix2pix.train(config, _WORKDIR.value, _DATA_DIR.value, strategy=strategy)
 
 
 def run():

@@ -39,11 +39,11 @@ _CONVERT_CHANNELS = flags.DEFINE_boolean('convert_channels', False, 'Convert inp
 
 
 def main():
-    from p2p_tf import inference
+    from p2p_tf.serving import translation
     from p2p_tf.errors import UserError
     if bool(_WORKDIR.value) == bool(_EXPORT_DIR.value):
         raise UserError('give exactly one of --workdir and --export_dir')
-    translator = inference.Translator(
+    translator = translation.Translator(
         _WORKDIR.value or _EXPORT_DIR.value, mode=_MODE.value, fit=_FIT.value,
         tile_size=_TILE_SIZE.value, tile_overlap=_TILE_OVERLAP.value,
         convert_channels=_CONVERT_CHANNELS.value, checkpoint=_CHECKPOINT.value)

@@ -26,6 +26,16 @@ def tiny_config(**overrides):
     return config_lib.resolve(config)
 
 
+def trainer_config(strategy=None, **overrides):
+    """tiny_config(**overrides) resolved for `strategy` (default: the current one), as a
+    Trainer takes it (distribution.resolve_run)."""
+    import tensorflow as tf
+
+    from p2p_tf.training import distribution
+    return distribution.resolve_run(tiny_config(**overrides),
+                                    strategy or tf.distribute.get_strategy())
+
+
 def write_pairs(folder, count, height=40, seed=0, suffix='.png'):
     """Writes `count` random side-by-side pairs (2*height wide) named 1..count; returns paths."""
     rng = np.random.default_rng(seed)
@@ -46,8 +56,8 @@ PHOTO_COLOURS = np.random.default_rng(7).integers(0, 256, size=(12, 3), dtype=np
 def synthetic_label_pair(rng, size=64):
     """A side-by-side pair (photo | facades-coloured labels) of random rectangles of classes
     on facade; uint8 [size, 2 * size, 3], and the classes 1..12 [size, size]."""
-    from p2p_tf import segmentation
-    facades_colours = np.array([colour for _, colour in segmentation.PALETTES['facades']],
+    from p2p_tf.datasets import label_maps
+    facades_colours = np.array([colour for _, colour in label_maps.PALETTES['facades']],
                                np.uint8)
     classes = np.full((size, size), 2)
     for _ in range(6):
@@ -80,14 +90,14 @@ def run_command(module, *args, env=None, timeout=300):
 def session_cache(tmp_path_factory):
     """The cache of every test and command run (the environment is inherited), never the
     user's: the shared facades is prepared for TFDS once per session."""
-    from p2p_tf import datasets
-    before = os.environ.get(datasets.CACHE_DIR_ENV)
-    os.environ[datasets.CACHE_DIR_ENV] = str(tmp_path_factory.mktemp('cache'))
-    yield pathlib.Path(os.environ[datasets.CACHE_DIR_ENV])
+    from p2p_tf.datasets import sources
+    before = os.environ.get(sources.CACHE_DIR_ENV)
+    os.environ[sources.CACHE_DIR_ENV] = str(tmp_path_factory.mktemp('cache'))
+    yield pathlib.Path(os.environ[sources.CACHE_DIR_ENV])
     if before is None:
-        del os.environ[datasets.CACHE_DIR_ENV]
+        del os.environ[sources.CACHE_DIR_ENV]
     else:
-        os.environ[datasets.CACHE_DIR_ENV] = before
+        os.environ[sources.CACHE_DIR_ENV] = before
 
 
 @pytest.fixture

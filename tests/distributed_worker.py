@@ -32,26 +32,28 @@ def save(path, **arrays):
 
 def train(strategy_name, workdir, data_dir, steps, out):
     from p2p_tf import config as config_lib
-    from p2p_tf import distribution, training
+    from p2p_tf.training import distribution, pix2pix
     config = config_lib.config_file_module(os.path.join(REPO, 'configs', 'tiny.py')).get_config()
     # Dropout masks are drawn per replica, so only without dropout can runs on different
     # numbers of replicas be compared.
     config.update(dict(dataset='folder', batch_size=2, dropout_rate=0.0, steps=int(steps),
                        checkpoint_every=2, eval_every=2, eval_images=4, sample_every=2))
     strategy = distribution.create_strategy(strategy_name, peer_timeout=60)
-    trainer = training.train(config, workdir, data_dir, strategy=strategy)
+    trainer = pix2pix.train(config, workdir, data_dir, strategy=strategy)
     save(out, step=int(trainer.step.numpy()), is_chief=distribution.is_chief(strategy),
          **{f'w{i}': w for i, w in enumerate(weights(trainer))})
 
 
 def steps(out):
-    from p2p_tf import distribution
+    from p2p_tf.training import distribution
     distribution.split_cpu(2)
     import keras
     import tensorflow as tf
 
     from p2p_tf import config as config_lib
-    from p2p_tf import layers, training
+    from p2p_tf.nets import layers
+    from p2p_tf.training import distribution
+    from p2p_tf.training import trainer as trainer_lib
     config = config_lib.get_config()
     config.update(dict(image_size=32, load_size=36, generator_filters=8,
                        discriminator_filters=8, batch_size=2, dropout_rate=0.0,
@@ -71,7 +73,8 @@ def steps(out):
         keras.utils.set_random_seed(0)
         run_config = config.copy_and_resolve_references()
         run_config.update(overrides)
-        trainer = training.Trainer(run_config, 10, strategy=strategy)
+        run_config = distribution.resolve_run(run_config, strategy)
+        trainer = trainer_lib.Trainer(run_config, 10, strategy=strategy)
         # Every run starts from the single-device run's initial weights.
         initial = initial or weights(trainer)
         trainer.generator.set_weights(initial[:len(trainer.generator.weights)])
@@ -81,7 +84,7 @@ def steps(out):
         dataset = distribution.distribute_dataset(
             strategy, lambda batch, shards, shard: examples.shard(shards, shard).batch(batch), 2)
         losses = [trainer.train_step(inputs, targets) for inputs, targets in dataset]
-        results[f'{name}_losses'] = [[float(step[key]) for key in training.LOSS_NAMES]
+        results[f'{name}_losses'] = [[float(step[key]) for key in trainer_lib.LOSS_NAMES]
                                      for step in losses]
         results[f'{name}_sync'] = trainer.config.sync_batch_norm
         for i, w in enumerate(weights(trainer)):

@@ -4,11 +4,14 @@ import json
 
 import numpy as np
 import pytest
+from conftest import REPO, run_command, synthetic_label_pair
 from PIL import Image
 
-from conftest import REPO, run_command, synthetic_label_pair
-from p2p_tf import ablation, config as config_lib, images, segmentation
+from p2p_tf import config as config_lib
+from p2p_tf import workdirs
+from p2p_tf.datasets import image_files
 from p2p_tf.errors import UserError
+from p2p_tf.experiments import table1 as ablation
 
 VARIANTS_FILE = '''
 from p2p_tf.config import get_config as paper_config
@@ -25,7 +28,7 @@ def get_config(variant='l1_cgan'):
     return config
 '''
 SCORER_FILE = '''
-from p2p_tf.segmentation import get_config as scorer_defaults
+from p2p_tf.config import get_scorer_config as scorer_defaults
 
 
 def get_config():
@@ -68,7 +71,7 @@ def test_the_command_prints_the_papers_table_and_writes_the_report(table1):
     assert [report['variants'][v]['gan_weight'] for v in ('l1', 'l1_cgan')] == [0.0, 1.0]
     # The scorer was trained at the runs' size, not its config file's 128.
     assert report['image_size'] == 32
-    assert segmentation.load_config(str(folder / 'runs' / ablation.SCORER_FOLDER)).image_size == 32
+    assert workdirs.read_scorer_config(str(folder / 'runs' / ablation.SCORER_FOLDER)).image_size == 32
     for scores in [v['fcn_scores'] for v in report['variants'].values()] + [
             report['ground_truth']]:
         assert scores['images'] == VAL_IMAGES
@@ -76,7 +79,7 @@ def test_the_command_prints_the_papers_table_and_writes_the_report(table1):
             assert 0.0 <= scores[name] <= 1.0
     assert all(v['step'] == 3 for v in report['variants'].values())
     # input | L1 | L1+cGAN | target, for the first 4 val images, at the runs' 32x32.
-    samples = images.read_image(str(folder / 'runs' / ablation.SAMPLES_FILENAME))
+    samples = image_files.read_image(str(folder / 'runs' / ablation.SAMPLES_FILENAME))
     assert samples.shape == (4 * 32, 4 * 32, 3)
 
 
@@ -99,7 +102,7 @@ def test_variants_of_different_sizes_are_refused(tmp_path):
     small, large = config_lib.get_config(), config_lib.get_config()
     large.update(dict(image_size=64, load_size=72))
     with pytest.raises(UserError, match='one dataset and image size'):
-        ablation.run_ablation({'a': small, 'b': large}, segmentation.get_config(),
+        ablation.run_ablation({'a': small, 'b': large}, config_lib.get_scorer_config(),
                               str(tmp_path))
 
 

@@ -9,9 +9,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-
 from conftest import SHARED_DATA, run_command
+from PIL import Image
 
 
 def error_line(result):

@@ -3,9 +3,10 @@
 import json
 
 import pytest
-
 from conftest import REPO
+
 from p2p_tf import config as config_lib
+from p2p_tf import workdirs
 from p2p_tf.errors import UserError
 
 
@@ -66,10 +67,10 @@ def test_schedule_steps():
 
 def test_save_load_round_trip(tmp_path):
     config = config_lib.resolve(config_lib.get_config())
-    config_lib.save(config, str(tmp_path))
-    assert config_lib.load(str(tmp_path)).to_dict() == config.to_dict()
+    workdirs.write_config(config, str(tmp_path))
+    assert workdirs.read_config(str(tmp_path)).to_dict() == config.to_dict()
     with pytest.raises(UserError, match='config.json'):
-        config_lib.load(str(tmp_path / 'missing'))
+        workdirs.read_config(str(tmp_path / 'missing'))
 
 
 def test_load_gives_fields_added_later_their_defaults(tmp_path):
@@ -77,7 +78,7 @@ def test_load_gives_fields_added_later_their_defaults(tmp_path):
     saved = config.to_dict()
     del saved['gan_weight']  # As written by a run from before the field existed.
     (tmp_path / 'config.json').write_text(json.dumps(saved))
-    loaded = config_lib.load(str(tmp_path))
+    loaded = workdirs.read_config(str(tmp_path))
     assert loaded.gan_weight == 1.0
     assert loaded.to_dict() == config.to_dict()
 

@@ -6,10 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from conftest import run_command, write_pairs
 from PIL import Image
 
-from conftest import run_command, write_pairs
-from p2p_tf import datasets, pairs
+from p2p_tf import config as config_lib
+from p2p_tf.datasets import image_files, layouts
+from p2p_tf.datasets import tools as data_tools
 from p2p_tf.errors import UserError
 
 
@@ -42,7 +44,7 @@ def test_combine_puts_a_left_and_b_right_matching_names_across_extensions(tmp_pa
     b = write_image(str(tmp_path / 'b' / '1.png'), 32, 32, seed=2)
     write_image(str(tmp_path / 'a' / '2.png'), 32, 32, seed=3)
     write_image(str(tmp_path / 'b' / '2.jpg'), 32, 32, seed=4)
-    result = pairs.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'out')
+    result = data_tools.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'out')
     assert sorted(os.listdir(tmp_path / 'out')) == ['1.png', '2.png']
     assert result.written == [str(tmp_path / 'out' / '1.png'), str(tmp_path / 'out' / '2.png')]
     assert (result.unmatched_a, result.unmatched_b, result.converted) == ([], [], [])
@@ -60,7 +62,7 @@ def test_combine_makes_gray_and_rgb_halves_rgb_and_says_so(tmp_path):
     write_image(str(tmp_path / 'b' / 'x.png'), 16, 16, seed=1)
     write_image(str(tmp_path / 'a' / 'y.png'), 16, 16, channels=1)
     write_image(str(tmp_path / 'b' / 'y.png'), 16, 16, channels=1)
-    result = pairs.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'out')
+    result = data_tools.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'out')
     assert result.converted == [('x', 'L', 'RGB')]
     mixed = pixels(tmp_path / 'out' / 'x.png')
     assert mixed.shape == (16, 32, 3)
@@ -98,13 +100,13 @@ def test_combine_halves_of_different_sizes_are_an_error_unless_resized(tmp_path)
     b = write_image(str(tmp_path / 'b' / '2.png'), 48, 40)
     out = tmp_path / 'out'
     with pytest.raises(UserError, match='1 pair.* different sizes') as error:
-        pairs.combine(tmp_path / 'a', tmp_path / 'b', out)
+        data_tools.combine(tmp_path / 'a', tmp_path / 'b', out)
     message = str(error.value)
     assert f'{tmp_path / "a" / "2.png"} (32x32)' in message, message
     assert f'{tmp_path / "b" / "2.png"} (40x48)' in message, message
     assert not out.exists()  # Checked before writing anything, 1.png included.
 
-    result = pairs.combine(tmp_path / 'a', tmp_path / 'b', out, resize='nearest')
+    result = data_tools.combine(tmp_path / 'a', tmp_path / 'b', out, resize='nearest')
     assert result.resized == ['2']
     resized = np.asarray(Image.fromarray(b).resize((32, 32), Image.Resampling.NEAREST))
     np.testing.assert_array_equal(pixels(out / '2.png')[:, 32:], resized)
@@ -120,14 +122,14 @@ def test_combine_never_overwrites_unless_asked(tmp_path):
                          '--out', out)
     assert str(out / '1.png') in error_line(result)
     assert (out / '1.png').read_bytes() == b'precious'
-    pairs.combine(tmp_path / 'a', tmp_path / 'b', out, overwrite=True)
+    data_tools.combine(tmp_path / 'a', tmp_path / 'b', out, overwrite=True)
     assert pixels(out / '1.png').shape == (16, 32, 3)
-    pairs.combine(tmp_path / 'a', tmp_path / 'b', out, image_format='jpg')
+    data_tools.combine(tmp_path / 'a', tmp_path / 'b', out, image_format='jpg')
     with Image.open(out / '1.jpg') as image:
         assert (image.format, image.size) == ('JPEG', (32, 16))
     assert not [name for name in os.listdir(out) if name.endswith('.tmp')]
     with pytest.raises(UserError, match='is the input folder'):  # Would replace the inputs.
-        pairs.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'a', overwrite=True)
+        data_tools.combine(tmp_path / 'a', tmp_path / 'b', tmp_path / 'a', overwrite=True)
 
 
 def test_split_is_a_partition_fixed_by_the_seed(tmp_path):
@@ -137,7 +139,7 @@ def test_split_is_a_partition_fixed_by_the_seed(tmp_path):
                          '--val', 0.2, '--test', 0.1, '--seed', 3)
     assert result.returncode == 0, result.stderr
     assert 'copied 23 file(s)' in result.stdout and 'train 16, val 5, test 2' in result.stdout
-    placed = {split: sorted(os.listdir(tmp_path / 'a' / split)) for split in pairs.SPLITS}
+    placed = {split: sorted(os.listdir(tmp_path / 'a' / split)) for split in config_lib.SPLITS}
     assert {split: len(files) for split, files in placed.items()} == {
         'train': 16, 'val': 5, 'test': 2}  # 0.2 * 23 = 4.6 -> 5, 0.1 * 23 = 2.3 -> 2.
     everything = [name for files in placed.values() for name in files]
@@ -145,9 +147,9 @@ def test_split_is_a_partition_fixed_by_the_seed(tmp_path):
     for split, files in placed.items():
         for name in files:
             assert (tmp_path / 'a' / split / name).read_bytes() == (src / name).read_bytes()
-    again = pairs.split(src, tmp_path / 'b', val=0.2, test=0.1, seed=3)
+    again = data_tools.split(src, tmp_path / 'b', val=0.2, test=0.1, seed=3)
     assert {s: sorted(map(os.path.basename, f)) for s, f in again.items()} == placed
-    other = pairs.plan_split([str(src / n) for n in names], 0.2, 0.1, seed=4)
+    other = data_tools.plan_split([str(src / n) for n in names], 0.2, 0.1, seed=4)
     assert sorted(map(os.path.basename, other['val'])) != placed['val']
     assert sorted(os.listdir(src)) == names  # The source is left as it was.
 
@@ -155,7 +157,7 @@ def test_split_is_a_partition_fixed_by_the_seed(tmp_path):
 def test_split_links_and_leaves_out_empty_fractions(tmp_path):
     src = tmp_path / 'src'
     write_pairs(src, 10, height=8)
-    written = pairs.split(src, tmp_path / 'out', val=0.3, test=0, link=True)
+    written = data_tools.split(src, tmp_path / 'out', val=0.3, test=0, link=True)
     assert sorted(os.listdir(tmp_path / 'out')) == ['train', 'val']
     assert {s: len(f) for s, f in written.items()} == {'train': 7, 'val': 3}
     for path in written['val']:
@@ -171,7 +173,7 @@ def test_split_links_and_leaves_out_empty_fractions(tmp_path):
 def test_split_rejects_bad_fractions(tmp_path, val, test, message):
     write_pairs(tmp_path / 'src', 10, height=8)
     with pytest.raises(UserError, match=message):
-        pairs.split(tmp_path / 'src', tmp_path / 'out', val=val, test=test)
+        data_tools.split(tmp_path / 'src', tmp_path / 'out', val=val, test=test)
     assert not (tmp_path / 'out').exists()
 
 
@@ -185,7 +187,7 @@ def test_split_refuses_a_folder_with_files_and_an_empty_source(tmp_path):
     assert os.listdir(tmp_path / 'out') == ['old.png']
     (tmp_path / 'empty').mkdir()
     with pytest.raises(UserError, match=f'no images in {tmp_path / "empty"}'):
-        pairs.split(tmp_path / 'empty', tmp_path / 'new')
+        data_tools.split(tmp_path / 'empty', tmp_path / 'new')
 
 
 def test_check_reports_counts_sizes_and_modes_of_a_clean_dataset(tmp_path):
@@ -193,7 +195,7 @@ def test_check_reports_counts_sizes_and_modes_of_a_clean_dataset(tmp_path):
     write_pairs(tmp_path / 'val', 2, height=8, seed=1)
     write_image(str(tmp_path / 'val' / '3.png'), 8, 16, channels=1, seed=2)
     (tmp_path / 'val' / 'notes.txt').write_text('not an image')
-    report = pairs.check(tmp_path)
+    report = data_tools.check(tmp_path)
     assert report.ok and report.problems == []
     train, val = report.splits
     assert (train.name, len(train.images), train.sizes) == ('train', 5, {(32, 16): 5})
@@ -223,7 +225,7 @@ def test_check_finds_every_kind_of_problem(tmp_path):
     leaked = tmp_path / 'val' / 'leaked.jpg'
     leaked.write_bytes(open(train[1], 'rb').read())
 
-    report = pairs.check(tmp_path)
+    report = data_tools.check(tmp_path)
     found = {(p.kind, p.paths) for p in report.problems}
     assert found == {
         ('unreadable', (str(garbage),)),
@@ -250,7 +252,7 @@ def test_check_finds_every_kind_of_problem(tmp_path):
 def test_check_a_plain_folder_and_duplicates_within_it(tmp_path):
     paths = write_pairs(tmp_path / 'mine', 3, height=8)
     (tmp_path / 'mine' / 'copy.png').write_bytes(open(paths[2], 'rb').read())
-    report = pairs.check(tmp_path / 'mine')
+    report = data_tools.check(tmp_path / 'mine')
     assert [(s.name, len(s.images)) for s in report.splits] == [('mine', 4)]
     assert [(p.kind, p.paths, p.detail) for p in report.problems] == [
         ('duplicate', (paths[2], str(tmp_path / 'mine' / 'copy.png')),
@@ -272,18 +274,18 @@ def test_combine_split_check_make_data_training_reads(tmp_path):
     for i in range(1, 11):
         write_image(str(tmp_path / 'photos' / f'{i}.jpg'), 24, 24, seed=i)
         write_image(str(tmp_path / 'labels' / f'{i}.png'), 24, 24, channels=1, seed=100 + i)
-    pairs.combine(tmp_path / 'photos', tmp_path / 'labels', tmp_path / 'pairs')
-    pairs.split(tmp_path / 'pairs', tmp_path / 'data', val=0.2, test=0.2)
-    assert pairs.check(tmp_path / 'data').ok
+    data_tools.combine(tmp_path / 'photos', tmp_path / 'labels', tmp_path / 'pairs')
+    data_tools.split(tmp_path / 'pairs', tmp_path / 'data', val=0.2, test=0.2)
+    assert data_tools.check(tmp_path / 'data').ok
     root = str(tmp_path / 'data')
-    files = [p for split in pairs.SPLITS for p in datasets.split_files(root, split)]
+    files = [p for split in config_lib.SPLITS for p in layouts.split_files(root, split)]
     assert len(files) == 10
-    datasets.check_pairs(files, min_side=24)
+    image_files.check_pairs(files, min_side=24)
 
 
 def test_check_the_shared_facades(shared_data):
     start = time.perf_counter()
-    report = pairs.check(shared_data / 'facades')
+    report = data_tools.check(shared_data / 'facades')
     print(f'check facades: {time.perf_counter() - start:.2f} s')
     assert report.ok, report.problems[:5]
     assert {s.name: len(s.images) for s in report.splits} == {'train': 400, 'val': 100,

@@ -15,7 +15,6 @@ import types
 
 import numpy as np
 import pytest
-
 from conftest import REPO, run_command
 
 WORKER_SCRIPT = str(REPO / 'tests' / 'distributed_worker.py')
@@ -120,8 +119,8 @@ def test_two_workers_train_resume_and_match_one_device(tmp_path, shared_data):
     assert max_difference(weights(chief), weights(np.load(single))) < 1e-5
 
     # The chief's checkpoint restores in a single-device process.
-    from p2p_tf import inference
-    generator, _ = inference.load_generator(str(workdir))
+    from p2p_tf import workdirs
+    generator, _ = workdirs.load_generator(str(workdir))
     assert max_difference(generator.get_weights(),
                           weights(chief)[:len(generator.get_weights())]) == 0.0
 
@@ -159,15 +158,15 @@ def test_bad_tf_config_fails_with_a_message(tmp_path):
     ('{"cluster": {"ps": ["a:1"]}, "task": {"type": "ps", "index": 0}}', 'not used'),
 ])
 def test_read_tf_config_names_the_problem(monkeypatch, text, message):
-    from p2p_tf import distribution
     from p2p_tf.errors import UserError
+    from p2p_tf.training import distribution
     monkeypatch.delenv('TF_CONFIG', raising=False)
     with pytest.raises(UserError, match=re.escape(message)):
         distribution.read_tf_config(text or '')
 
 
 def test_read_tf_config_accepts_a_cluster():
-    from p2p_tf import distribution
+    from p2p_tf.training import distribution
     text = ('{"cluster": {"chief": ["a:1"], "worker": ["b:2"]}, '
             '"task": {"type": "worker", "index": 0}}')
     assert distribution.read_tf_config(text)['task'] == {'type': 'worker', 'index': 0}
@@ -175,25 +174,26 @@ def test_read_tf_config_accepts_a_cluster():
 
 def test_global_batch_must_split_over_replicas():
     from conftest import tiny_config
-    from p2p_tf import distribution
+
     from p2p_tf.errors import UserError
+    from p2p_tf.training import distribution
     two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
     with pytest.raises(UserError, match='batch_size 3 .* does not split over 2 replicas'):
         distribution.per_replica_batch(3, two_replicas)
     assert distribution.per_replica_batch(4, two_replicas) == 2
     # auto: synchronized only when a replica sees a batch of 1.
-    assert distribution.resolve(tiny_config(batch_size=2), two_replicas).sync_batch_norm == 'on'
-    assert distribution.resolve(tiny_config(batch_size=4), two_replicas).sync_batch_norm == 'off'
+    assert distribution.resolve_run(tiny_config(batch_size=2), two_replicas).sync_batch_norm == 'on'
+    assert distribution.resolve_run(tiny_config(batch_size=4), two_replicas).sync_batch_norm == 'off'
     one = types.SimpleNamespace(num_replicas_in_sync=1)
-    assert distribution.resolve(tiny_config(batch_size=1), one).sync_batch_norm == 'off'
-    assert distribution.resolve(tiny_config(sync_batch_norm='on'), one).sync_batch_norm == 'on'
+    assert distribution.resolve_run(tiny_config(batch_size=1), one).sync_batch_norm == 'off'
+    assert distribution.resolve_run(tiny_config(sync_batch_norm='on'), one).sync_batch_norm == 'on'
 
 
 def test_auto_and_default_are_one_device_here_and_tpu_is_an_error():
     import tensorflow as tf
 
-    from p2p_tf import distribution
     from p2p_tf.errors import UserError
+    from p2p_tf.training import distribution
     for name in ('auto', 'default'):
         strategy = distribution.create_strategy(name, global_batch=1)
         assert strategy is tf.distribute.get_strategy()

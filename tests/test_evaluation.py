@@ -9,13 +9,17 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-
 from conftest import run_command, tiny_config, write_pairs
-from p2p_tf import config as config_lib
-from p2p_tf import evaluation, inference, metrics, models, training
-from p2p_tf.errors import UserError
+from PIL import Image
 from test_training import assert_same_state, run_state
+
+from p2p_tf import config as config_lib
+from p2p_tf import workdirs
+from p2p_tf.datasets import examples as examples_lib
+from p2p_tf.errors import UserError
+from p2p_tf.evaluation import metrics, scoring
+from p2p_tf.nets import models
+from p2p_tf.training import periodic, pix2pix
 
 EVAL_OVERRIDES = dict(dataset='folder', steps=4, eval_every=2, checkpoint_every=2)
 
@@ -24,7 +28,7 @@ def train(data_dir, workdir, **overrides):
     """Trains tiny_config on the folder dataset at data_dir; returns (trainer, console text)."""
     log = io.StringIO()
     config = tiny_config(**{**EVAL_OVERRIDES, **overrides})
-    return training.train(config, str(workdir), str(data_dir), stream=log), log.getvalue()
+    return pix2pix.train(config, str(workdir), str(data_dir), stream=log), log.getvalue()
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +51,7 @@ def run(data_dir, tmp_path_factory):
 @pytest.fixture(scope='module')
 def report(run, data_dir):
     """evaluate_run of the run's latest checkpoint on val, with the defaults."""
-    return evaluation.evaluate_run(str(run[0]), data_dir=str(data_dir), sheet_images=2)
+    return scoring.evaluate_run(str(run[0]), data_dir=str(data_dir), sheet_images=2)
 
 
 def scalar_events(folder):
@@ -80,14 +84,14 @@ def test_periodic_evaluation_logs_scores_and_keeps_the_best(run, data_dir, tmp_p
     assert best['value'] == best['l1'] == pytest.approx(l1_by_step[best['step']])
     assert f'eval at step 2 on 3 val images: l1={l1_by_step[2]:.4f} psnr=' in log
     # The best checkpoint is the training checkpoint of its step.
-    path = inference.find_checkpoint(str(workdir), 'best')[1]
+    path = workdirs.find_checkpoint(str(workdir), 'best')[1]
     assert path == str(workdir / 'best' / f'ckpt-{best["step"]}')
     for saved, kept in zip(generator_weights(path, trainer.config),
                            generator_weights(str(workdir / 'checkpoints' / f'ckpt-{best["step"]}'),
                                              trainer.config)):
         np.testing.assert_array_equal(saved, kept)
     # The evaluate command measures what training measured: one implementation.
-    report = evaluation.evaluate_run(str(workdir), data_dir=str(data_dir), checkpoint='best',
+    report = scoring.evaluate_run(str(workdir), data_dir=str(data_dir), checkpoint='best',
                                      sheet_images=0, output_dir=str(tmp_path))
     for name in metrics.METRIC_NAMES:
         assert report['overall'][name] == pytest.approx(best[name], rel=1e-6)
@@ -118,38 +122,38 @@ def test_evaluate_run_writes_metrics_and_a_contact_sheet(run, report, data_dir, 
                and -1 <= image['ssim'] < 1 for image in written['images'])
     with Image.open(workdir / 'eval' / 'val-step4' / 'contact_sheet.png') as sheet:
         assert sheet.size == (3 * 32, 2 * 32) and sheet.mode == 'RGB'
-    text = evaluation.format_report(report)
+    text = scoring.format_report(report)
     assert text.splitlines()[2].split()[:3] == ['l1', 'lower', f'{report["overall"]["l1"]:.4f}']
-    eval_mode = evaluation.evaluate_run(str(workdir), data_dir=str(data_dir), mode='eval',
+    eval_mode = scoring.evaluate_run(str(workdir), data_dir=str(data_dir), mode='eval',
                                         max_images=2, output_dir=str(tmp_path))
     assert (eval_mode['mode'], eval_mode['count']) == ('eval', 2)
     assert sorted(os.listdir(tmp_path)) == ['contact_sheet.png', 'metrics.json']
     # Other evaluations of the step do not overwrite the default one.
-    assert evaluation.default_output_dir('w', 'val', 4, 'eval', 'folder', 2) == os.path.join(
+    assert scoring.default_output_dir('w', 'val', 4, 'eval', 'folder', 2) == os.path.join(
         'w', 'eval', 'folder-val-step4-eval-first2')
 
 
 def test_scores_are_repeatable_and_leave_the_generator_alone(run, data_dir):
     workdir, _, _ = run
-    generator, config = inference.load_generator(str(workdir))
-    examples = training.split_examples(config, 'val', str(data_dir))
+    generator, config = workdirs.load_generator(str(workdir))
+    examples = examples_lib.split_examples(config, 'val', str(data_dir))
     before = [np.asarray(variable) for variable in generator.variables]
-    evaluator = evaluation.Evaluator(generator, 'paper', seed=config.seed)
+    evaluator = scoring.Evaluator(generator, 'paper', seed=config.seed)
     first, second = evaluator(examples, config), evaluator(examples, config, max_images=2)
     for name in metrics.METRIC_NAMES:
         np.testing.assert_array_equal(first.per_image[name][:2], second.per_image[name])
     # Dropout is on in paper mode: another seed gives other outputs.
-    other = evaluation.Evaluator(generator, 'paper', seed=config.seed + 1)(examples, config)
+    other = scoring.Evaluator(generator, 'paper', seed=config.seed + 1)(examples, config)
     assert not np.array_equal(first.per_image['l1'], other.per_image['l1'])
     for old, variable in zip(before, generator.variables):
         np.testing.assert_array_equal(old, variable, err_msg=variable.path)
 
 
 def test_example_names_of_files_and_of_tfds_records():
-    assert evaluation.example_names([('d/1.jpg', ''), ('A/x.png', 'B/x.jpg')], 2) == [
+    assert scoring.example_names([('d/1.jpg', ''), ('A/x.png', 'B/x.jpg')], 2) == [
         '1.jpg', 'x.png']
     records = {0: {'file_name': b'7.jpg'}, 1: {'file_name': b'10.jpg'}}  # As a data source.
-    assert evaluation.example_names(records, 2) == ['7.jpg', '10.jpg']
+    assert scoring.example_names(records, 2) == ['7.jpg', '10.jpg']
 
 
 def test_the_best_so_far_survives_a_resume(run, data_dir, tmp_path):
@@ -168,10 +172,10 @@ def test_the_best_so_far_survives_a_resume(run, data_dir, tmp_path):
 def test_a_best_of_another_metric_is_not_carried_over(tmp_path):
     checkpoint = tf.train.Checkpoint(weight=tf.Variable(1.0))
     scores = dict(l1=0.3, psnr=15.0, ssim=0.2)
-    first = training.BestCheckpoint(checkpoint, str(tmp_path), 'l1', 'val', 0)
+    first = periodic.BestCheckpoint(checkpoint, str(tmp_path), 'l1', 'val', 0)
     assert first.update(2, scores) and not first.update(4, dict(scores, l1=0.4))
-    assert training.BestCheckpoint(checkpoint, str(tmp_path), 'l1', 'val', 0).record['step'] == 2
-    by_psnr = training.BestCheckpoint(checkpoint, str(tmp_path), 'psnr', 'val', 0)
+    assert periodic.BestCheckpoint(checkpoint, str(tmp_path), 'l1', 'val', 0).record['step'] == 2
+    by_psnr = periodic.BestCheckpoint(checkpoint, str(tmp_path), 'psnr', 'val', 0)
     assert by_psnr.record is None
     assert by_psnr.update(6, dict(scores, psnr=10.0))
     assert json.loads((tmp_path / 'best' / 'best.json').read_text())['metric'] == 'psnr'
@@ -182,13 +186,13 @@ def test_a_best_of_another_metric_is_not_carried_over(tmp_path):
 def test_the_eval_split_is_val_else_test(tmp_path):
     config = tiny_config(dataset='folder')
     write_pairs(tmp_path / 'train', 1)
-    assert training.resolve_eval_split(config, str(tmp_path)) is None
+    assert examples_lib.resolve_eval_split(config, str(tmp_path)) is None
     write_pairs(tmp_path / 'test', 1)
-    assert training.resolve_eval_split(config, str(tmp_path)) == 'test'
+    assert examples_lib.resolve_eval_split(config, str(tmp_path)) == 'test'
     write_pairs(tmp_path / 'val', 1)
-    assert training.resolve_eval_split(config, str(tmp_path)) == 'val'
+    assert examples_lib.resolve_eval_split(config, str(tmp_path)) == 'val'
     config.eval_split = 'train'
-    assert training.resolve_eval_split(config, str(tmp_path)) == 'train'
+    assert examples_lib.resolve_eval_split(config, str(tmp_path)) == 'train'
 
 
 @pytest.mark.parametrize('field, value, message', [
@@ -216,7 +220,7 @@ def test_bad_input_is_a_user_error(arguments, message, run, data_dir, tmp_path):
     arguments = {key: value.format(tmp=tmp_path) for key, value in arguments.items()}
     arguments = dict(dict(workdir=str(run[0]), data_dir=str(data_dir)), **arguments)
     with pytest.raises(UserError, match=message):
-        evaluation.evaluate_run(**arguments)
+        scoring.evaluate_run(**arguments)
 
 
 def test_a_truncated_image_is_named(run, data_dir, tmp_path):
@@ -225,7 +229,7 @@ def test_a_truncated_image_is_named(run, data_dir, tmp_path):
     contents = (broken / 'val' / '2.png').read_bytes()
     (broken / 'val' / '2.png').write_bytes(contents[:len(contents) // 2])
     with pytest.raises(UserError, match=r'cannot decode image .*2\.png'):
-        evaluation.evaluate_run(str(run[0]), data_dir=str(broken), output_dir=str(tmp_path / 'out'))
+        scoring.evaluate_run(str(run[0]), data_dir=str(broken), output_dir=str(tmp_path / 'out'))
 
 
 def test_a_truncated_image_of_the_eval_split_stops_training_naming_it(data_dir, tmp_path):

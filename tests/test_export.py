@@ -10,13 +10,16 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
-
 from conftest import run_command, tiny_config
-from p2p_tf import config as config_lib
-from p2p_tf import inference, models, preprocessing, serving
-from p2p_tf.errors import UserError
+from PIL import Image
 from test_inference import randomize
+
+from p2p_tf import workdirs
+from p2p_tf.datasets import preprocessing
+from p2p_tf.errors import UserError
+from p2p_tf.nets import generation, models
+from p2p_tf.serving import export as export_lib
+from p2p_tf.serving import translation
 
 STEP = 7
 # Largest |TFLite - SavedModel| of translate_float in [-1, 1] units, as the README states them
@@ -56,7 +59,7 @@ def make_run(workdir, **overrides):
     generator with random weights and moving averages, and the step counter."""
     workdir.mkdir(exist_ok=True)
     config = tiny_config(**overrides)
-    config_lib.save(config, str(workdir))
+    workdirs.write_config(config, str(workdir))
     generator = models.generator_from_config(config)
     randomize(generator)
     checkpoint = tf.train.Checkpoint(generator=generator,
@@ -73,7 +76,7 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def saved_model(run_dir, tmp_path_factory):
-    return serving.export_saved_model(str(run_dir), str(tmp_path_factory.mktemp('exports') / 'sm'))
+    return export_lib.export_saved_model(str(run_dir), str(tmp_path_factory.mktemp('exports') / 'sm'))
 
 
 @pytest.fixture(scope='module')
@@ -95,10 +98,10 @@ def reloaded(saved_model, tmp_path_factory):
 def checkpoint_translation(workdir, images, mode='eval'):
     """What the restored checkpoint's generator makes of [batch, H, W, C] float32 images in
     [-1, 1], padded and cropped as the export does."""
-    generator, _ = inference.load_generator(str(workdir))
+    generator, _ = workdirs.load_generator(str(workdir))
     padded, window = preprocessing.pad_to_multiple(images, 32)
     return np.asarray(preprocessing.crop_padding(
-        inference.generate(generator, padded, mode), window))
+        generation.generate(generator, padded, mode), window))
 
 
 def folder_states(folder):
@@ -131,7 +134,7 @@ def test_metadata_round_trips(saved_model, reloaded):
     report = reloaded[2]
     assert report['metadata'] == expected_metadata()
     assert report['file_metadata'] == expected_metadata()
-    assert serving.read_metadata(saved_model) == expected_metadata()
+    assert export_lib.read_metadata(saved_model) == expected_metadata()
 
 
 @pytest.mark.parametrize('signature, images, message', [
@@ -153,7 +156,7 @@ def test_a_wrong_dtype_or_shape_is_a_clear_error(saved_model, signature, images,
 def test_paper_mode_uses_batch_statistics_and_keeps_the_moving_averages(tmp_path):
     workdir = make_run(tmp_path / 'run', dropout_rate=0.0)
     loaded = tf.saved_model.load(
-        serving.export_saved_model(str(workdir), str(tmp_path / 'paper'), mode='paper'))
+        export_lib.export_saved_model(str(workdir), str(tmp_path / 'paper'), mode='paper'))
     assert loaded.signatures['metadata']()['mode'].numpy() == b'paper'
     images = tf.random.stateless_uniform([2, 40, 50, 3], [0, 0], -1, 1)
     before = [v.numpy() for v in loaded.variables]
@@ -167,7 +170,7 @@ def test_paper_mode_uses_batch_statistics_and_keeps_the_moving_averages(tmp_path
 
 def test_paper_mode_dropout_differs_between_calls(run_dir, tmp_path):
     loaded = tf.saved_model.load(
-        serving.export_saved_model(str(run_dir), str(tmp_path / 'paper'), mode='paper'))
+        export_lib.export_saved_model(str(run_dir), str(tmp_path / 'paper'), mode='paper'))
     images = tf.zeros([1, 32, 32, 3], tf.uint8)
     first, second = (loaded.signatures['serving_default'](images=images)['translated']
                      for _ in range(2))
@@ -179,9 +182,9 @@ def test_an_existing_export_dir_is_refused_unless_overwrite(run_dir, tmp_path):
     export_dir.mkdir()
     (export_dir / 'keep.txt').write_text('earlier work')
     with pytest.raises(UserError, match='already exists; pass --overwrite'):
-        serving.export_saved_model(str(run_dir), str(export_dir))
+        export_lib.export_saved_model(str(run_dir), str(export_dir))
     assert folder_states(export_dir) == {'keep.txt': b'earlier work'}
-    serving.export_saved_model(str(run_dir), str(export_dir), overwrite=True)
+    export_lib.export_saved_model(str(run_dir), str(export_dir), overwrite=True)
     assert not (export_dir / 'keep.txt').exists()
     assert (export_dir / 'saved_model.pb').is_file()
     assert os.listdir(tmp_path) == ['export']
@@ -192,7 +195,7 @@ def test_a_failed_write_keeps_the_earlier_export_and_leaves_no_temporary_folder(
         run_dir, saved_model, tmp_path, monkeypatch, earlier_export):
     export_dir = tmp_path / 'export'
     if earlier_export:
-        serving.export_saved_model(str(run_dir), str(export_dir))
+        export_lib.export_saved_model(str(run_dir), str(export_dir))
         states = folder_states(export_dir)
     save = tf.saved_model.save
 
@@ -201,7 +204,7 @@ def test_a_failed_write_keeps_the_earlier_export_and_leaves_no_temporary_folder(
         raise OSError('disk full')
     monkeypatch.setattr(tf.saved_model, 'save', save_then_fail)
     with pytest.raises(OSError, match='disk full'):
-        serving.export_saved_model(str(run_dir), str(export_dir), overwrite=True)
+        export_lib.export_saved_model(str(run_dir), str(export_dir), overwrite=True)
     if earlier_export:
         assert os.listdir(tmp_path) == ['export']
         assert folder_states(export_dir) == states
@@ -210,43 +213,43 @@ def test_a_failed_write_keeps_the_earlier_export_and_leaves_no_temporary_folder(
 
 
 def test_a_workdir_without_checkpoints_is_an_error_naming_where_it_looked(tmp_path):
-    config_lib.save(tiny_config(), str(tmp_path))
+    workdirs.write_config(tiny_config(), str(tmp_path))
     with pytest.raises(UserError, match='no checkpoint in') as error:
-        serving.export_saved_model(str(tmp_path), str(tmp_path / 'export'))
+        export_lib.export_saved_model(str(tmp_path), str(tmp_path / 'export'))
     assert str(tmp_path / 'checkpoints') in str(error.value)
     assert not (tmp_path / 'export').exists()
 
 
 def test_an_unknown_mode_is_an_error(run_dir, tmp_path):
     with pytest.raises(UserError, match='mode'):
-        serving.export_saved_model(str(run_dir), str(tmp_path / 'export'), mode='train')
+        export_lib.export_saved_model(str(run_dir), str(tmp_path / 'export'), mode='train')
     with pytest.raises(UserError, match='eval mode only'):
-        serving.export_tflite(str(run_dir), str(tmp_path / 'export'), mode='paper')
+        export_lib.export_tflite(str(run_dir), str(tmp_path / 'export'), mode='paper')
     assert os.listdir(tmp_path) == []
 
 
 @pytest.fixture(scope='module')
 def tflite_export(run_dir, tmp_path_factory):
-    return serving.export_tflite(str(run_dir), str(tmp_path_factory.mktemp('exports') / 'lite'))
+    return export_lib.export_tflite(str(run_dir), str(tmp_path_factory.mktemp('exports') / 'lite'))
 
 
 def test_tflite_export_writes_the_files_and_metadata(tflite_export):
     assert sorted(os.listdir(tflite_export)) == [
         'model_dynamic_range.tflite', 'model_float16.tflite', 'model_float32.tflite',
         'p2p_tf_metadata.json']
-    assert serving.read_metadata(tflite_export) == expected_metadata()
+    assert export_lib.read_metadata(tflite_export) == expected_metadata()
     sizes = {quantization: os.path.getsize(os.path.join(tflite_export, filename))
-             for quantization, filename in serving.TFLITE_FILES.items()}
+             for quantization, filename in export_lib.TFLITE_FILES.items()}
     assert sizes['dynamic_range'] < sizes['float16'] < sizes['float32']
 
 
 @pytest.mark.filterwarnings('ignore:.*tf.lite.Interpreter is deprecated')
-@pytest.mark.parametrize('quantization', sorted(serving.TFLITE_FILES))
+@pytest.mark.parametrize('quantization', sorted(export_lib.TFLITE_FILES))
 def test_tflite_agrees_with_the_saved_model(saved_model, tflite_export, quantization):
     loaded = tf.saved_model.load(saved_model)
     interpreter = tf.lite.Interpreter(
-        model_path=os.path.join(tflite_export, serving.TFLITE_FILES[quantization]))
-    assert set(interpreter.get_signature_list()) == set(serving.IMAGE_SIGNATURES)
+        model_path=os.path.join(tflite_export, export_lib.TFLITE_FILES[quantization]))
+    assert set(interpreter.get_signature_list()) == set(export_lib.IMAGE_SIGNATURES)
     images = np.random.default_rng(1).integers(0, 256, (1, 32, 32, 3), dtype=np.uint8)
     floats = np.asarray(preprocessing.to_unit_range(images))
     runner = interpreter.get_signature_runner('translate_float')
@@ -268,7 +271,7 @@ def test_export_command_writes_a_saved_model(run_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert str(tmp_path / 'export') in result.stdout
     assert (tmp_path / 'export' / 'saved_model.pb').is_file()
-    assert serving.read_metadata(str(tmp_path / 'export')) == expected_metadata()
+    assert export_lib.read_metadata(str(tmp_path / 'export')) == expected_metadata()
 
 
 def test_export_command_refuses_an_existing_export_dir(run_dir, tmp_path):
@@ -285,18 +288,18 @@ def test_export_command_refuses_an_existing_export_dir(run_dir, tmp_path):
 
 def test_translator_on_an_export_matches_the_checkpoint(run_dir, saved_model):
     image = np.random.default_rng(5).integers(0, 256, (70, 45, 3), dtype=np.uint8)
-    from_export = inference.Translator(saved_model)
-    from_checkpoint = inference.Translator(str(run_dir), mode='eval')
+    from_export = translation.Translator(saved_model)
+    from_checkpoint = translation.Translator(str(run_dir), mode='eval')
     assert from_export.mode == 'eval' and from_export.config.image_size == 32
     exported, restored = from_export(image), from_checkpoint(image)
     assert exported.shape == (70, 45, 3)
     assert np.abs(exported.astype(int) - restored.astype(int)).max() <= 1
     with pytest.raises(UserError, match='exported in eval mode'):
-        inference.Translator(saved_model, mode='paper')
+        translation.Translator(saved_model, mode='paper')
 
 
 def test_translator_takes_batches_and_lists(run_dir):
-    translator = inference.Translator(str(run_dir), mode='eval')
+    translator = translation.Translator(str(run_dir), mode='eval')
     rng = np.random.default_rng(6)
     batch = rng.integers(0, 256, (2, 40, 50, 3), dtype=np.uint8)
     outputs = translator(batch)

@@ -7,12 +7,14 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_config, write_pairs
 from PIL import Image
 
-from conftest import tiny_config, write_pairs
-from p2p_tf import config as config_lib
-from p2p_tf import inference, models, preprocessing
+from p2p_tf import workdirs
+from p2p_tf.datasets import preprocessing
 from p2p_tf.errors import UserError
+from p2p_tf.nets import generation, models
+from p2p_tf.serving import translation
 
 
 def randomize(model, seed=0):
@@ -34,7 +36,7 @@ def make_run_dir(workdir, **overrides):
     (the same names as training.train). Returns (workdir, the saved generator)."""
     config = tiny_config(**overrides)
     os.makedirs(workdir, exist_ok=True)
-    config_lib.save(config, str(workdir))
+    workdirs.write_config(config, str(workdir))
     generator = models.generator_from_config(config)
     randomize(generator)
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(generator=generator),
@@ -51,7 +53,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope='module')
 def restored(run_dir):
     """(generator, config) restored by load_generator from run_dir."""
-    return inference.load_generator(str(run_dir[0]))
+    return workdirs.load_generator(str(run_dir[0]))
 
 
 def inputs_batch(size=32, batch=2, seed=0):
@@ -59,7 +61,7 @@ def inputs_batch(size=32, batch=2, seed=0):
 
 
 def eval_runner(model):
-    return lambda inputs: inference.generate(model, inputs, 'eval')
+    return lambda inputs: generation.generate(model, inputs, 'eval')
 
 
 def write_image(path, height, width, channels=3, seed=0):
@@ -78,17 +80,17 @@ def test_load_generator_restores_the_saved_weights(run_dir, restored):
             np.testing.assert_array_equal(np.asarray(loaded), np.asarray(original),
                                           err_msg=original.path)
     inputs = inputs_batch()
-    np.testing.assert_allclose(inference.generate(generator, inputs, 'eval'),
-                               inference.generate(saved, inputs, 'eval'), atol=1e-6)
+    np.testing.assert_allclose(generation.generate(generator, inputs, 'eval'),
+                               generation.generate(saved, inputs, 'eval'), atol=1e-6)
 
 
 def test_eval_mode_is_deterministic(restored):
     generator = restored[0]
     inputs = inputs_batch()
-    first = inference.generate(generator, inputs, 'eval')
+    first = generation.generate(generator, inputs, 'eval')
     assert first.shape == (2, 32, 32, 3)
     assert np.all(np.abs(first) <= 1.0)
-    np.testing.assert_array_equal(first, inference.generate(generator, inputs, 'eval'))
+    np.testing.assert_array_equal(first, generation.generate(generator, inputs, 'eval'))
 
 
 def test_paper_mode_differs_and_leaves_the_moving_averages_alone(restored):
@@ -97,11 +99,11 @@ def test_paper_mode_differs_and_leaves_the_moving_averages_alone(restored):
     averages = [np.asarray(v) for v in generator.non_trainable_variables
                 if 'moving_' in v.path]
     assert averages
-    before = inference.generate(generator, inputs, 'eval')
-    paper = inference.generate(generator, inputs, 'paper')
+    before = generation.generate(generator, inputs, 'eval')
+    paper = generation.generate(generator, inputs, 'paper')
     assert paper.shape == before.shape
     assert np.abs(np.asarray(paper) - np.asarray(before)).max() > 1e-3
-    np.testing.assert_array_equal(before, inference.generate(generator, inputs, 'eval'))
+    np.testing.assert_array_equal(before, generation.generate(generator, inputs, 'eval'))
     after = [np.asarray(v) for v in generator.non_trainable_variables if 'moving_' in v.path]
     for old, new in zip(averages, after):
         np.testing.assert_array_equal(old, new)
@@ -109,12 +111,12 @@ def test_paper_mode_differs_and_leaves_the_moving_averages_alone(restored):
 
 def test_unknown_mode_is_an_error(restored):
     with pytest.raises(UserError, match='mode'):
-        inference.generate(restored[0], inputs_batch(), 'train')
+        generation.generate(restored[0], inputs_batch(), 'train')
 
 
 def test_translating_a_non_square_image_keeps_its_size(run_dir, tmp_path):
     image = write_image(tmp_path / 'photo.png', height=30, width=50)
-    translator = inference.Translator(str(run_dir[0]), mode='eval')
+    translator = translation.Translator(str(run_dir[0]), mode='eval')
     written, skipped = translator.translate_files(image, str(tmp_path / 'out'))
     assert written == [str(tmp_path / 'out' / 'photo.png')] and skipped == []
     with Image.open(written[0]) as output:
@@ -129,7 +131,7 @@ def test_translating_a_folder_writes_one_png_per_image(run_dir, tmp_path):
     write_image(folder / 'gray.png', 16, 24, channels=1, seed=2)
     (folder / 'notes.txt').write_text('not an image')
     out = tmp_path / 'out'
-    translator = inference.Translator(str(run_dir[0]), convert_channels=True)
+    translator = translation.Translator(str(run_dir[0]), convert_channels=True)
     written, _ = translator.translate_files(str(folder), str(out))
     assert written == [str(out / '2.png'), str(out / '10.png'), str(out / 'gray.png')]
     assert sorted(os.listdir(out)) == ['10.png', '2.png', 'gray.png']
@@ -145,7 +147,7 @@ def test_paired_translation_writes_input_output_target_strips(run_dir, tmp_path)
                            np.full((40, 40, 3), right, np.uint8)], axis=1)
     Image.fromarray(pair).save(folder / '2.png')
     out = tmp_path / 'out'
-    translator = inference.Translator(str(run_dir[0]), mode='eval')
+    translator = translation.Translator(str(run_dir[0]), mode='eval')
     written, _ = translator.translate_files(str(folder), str(out), paired=True)
     assert written == [str(out / '1.png'), str(out / '2.png')]
     strip = np.asarray(Image.open(written[1]))
@@ -156,9 +158,9 @@ def test_paired_translation_writes_input_output_target_strips(run_dir, tmp_path)
 
 
 def test_workdir_without_checkpoints_is_an_error(tmp_path):
-    config_lib.save(tiny_config(), str(tmp_path))
+    workdirs.write_config(tiny_config(), str(tmp_path))
     with pytest.raises(UserError, match='no checkpoint in') as error:
-        inference.load_generator(str(tmp_path))
+        workdirs.load_generator(str(tmp_path))
     assert str(tmp_path / 'checkpoints') in str(error.value)
 
 
@@ -166,22 +168,22 @@ def test_workdir_without_config_is_an_error(run_dir, tmp_path):
     workdir = tmp_path / 'checkpoints_only'
     shutil.copytree(os.path.join(run_dir[0], 'checkpoints'), workdir / 'checkpoints')
     with pytest.raises(UserError, match='config.json'):
-        inference.load_generator(str(workdir))
+        workdirs.load_generator(str(workdir))
     with pytest.raises(UserError, match='does not exist'):
-        inference.load_generator(str(tmp_path / 'missing'))
+        workdirs.load_generator(str(tmp_path / 'missing'))
     # A Translator takes exports too, and says so.
     with pytest.raises(UserError, match='does not exist .*or an export'):
-        inference.Translator(str(tmp_path / 'missing_export'))
+        translation.Translator(str(tmp_path / 'missing_export'))
 
 
 def test_missing_input_is_an_error(run_dir, tmp_path):
     with pytest.raises(UserError, match='does not exist') as error:
-        inference.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'nope.png'),
+        translation.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'nope.png'),
                                                               str(tmp_path / 'out'))
     assert str(tmp_path / 'nope.png') in str(error.value)
     (tmp_path / 'empty').mkdir()
     with pytest.raises(UserError, match='no images in'):
-        inference.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'empty'),
+        translation.Translator(str(run_dir[0])).translate_files(str(tmp_path / 'empty'),
                                                               str(tmp_path / 'out'))
 
 
@@ -194,7 +196,7 @@ def test_a_corrupt_input_file_is_skipped_with_a_warning(run_dir, tmp_path, paire
     contents = open(good[0], 'rb').read()
     bad.write_bytes(b'not an image' * 20 if damage == 'garbage' else contents[:len(contents) // 2])
     warnings = []
-    written, skipped = inference.Translator(str(run_dir[0])).translate_files(
+    written, skipped = translation.Translator(str(run_dir[0])).translate_files(
         str(folder), str(tmp_path / 'out'), paired=paired, warn=warnings.append)
     assert [os.path.basename(path) for path in written] == ['1.png', '2.png']
     assert [path for path, _ in skipped] == [str(bad)]
@@ -205,7 +207,7 @@ def test_a_300x500_image_comes_back_300x500_in_both_fits(restored, tmp_path):
     generator, config = restored
     image = np.random.default_rng(0).integers(0, 256, (300, 500, 3), dtype=np.uint8)
     for fit in ('pad', 'resize'):
-        output = inference.translate_image(eval_runner(generator), image, config.image_size,
+        output = translation.translate_image(eval_runner(generator), image, config.image_size,
                                            fit=fit)
         assert output.shape == (300, 500, 3) and output.dtype == np.uint8
 
@@ -213,7 +215,7 @@ def test_a_300x500_image_comes_back_300x500_in_both_fits(restored, tmp_path):
 def test_pad_fit_is_the_generator_on_the_mirror_padded_image(restored):
     generator, config = restored
     image = np.random.default_rng(1).integers(0, 256, (40, 70, 3), dtype=np.uint8)
-    output = inference.translate_image(eval_runner(generator), image, config.image_size)
+    output = translation.translate_image(eval_runner(generator), image, config.image_size)
     padded, window = preprocessing.pad_to_multiple(
         preprocessing.to_unit_range(image)[np.newaxis], 32)
     assert padded.shape[1:3] == (64, 96)
@@ -228,7 +230,7 @@ def test_tiles_blend_to_the_untiled_result_for_a_pointwise_model():
     inputs = keras.Input([None, None, 3])
     pointwise = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation='tanh')(inputs))
     image = np.random.default_rng(2).uniform(-1, 1, (1, 96, 160, 3)).astype(np.float32)
-    tiled = inference.translate_tiles(eval_runner(pointwise), image, tile_size=64, overlap=24)
+    tiled = translation.translate_tiles(eval_runner(pointwise), image, tile_size=64, overlap=24)
     np.testing.assert_allclose(tiled, pointwise(image, training=False), atol=1e-6)
 
 
@@ -239,8 +241,8 @@ def test_tiled_and_untiled_agree_away_from_tile_borders(restored):
     small = rng.integers(0, 256, (6, 10, 3)).astype(np.uint8)
     image = np.asarray(preprocessing.resize(small, (96, 160)))
     run = eval_runner(generator)
-    whole = inference.translate_image(run, image, config.image_size, tile_size=0).astype(float)
-    tiled = inference.translate_image(run, image, config.image_size, tile_size=64,
+    whole = translation.translate_image(run, image, config.image_size, tile_size=0).astype(float)
+    tiled = translation.translate_image(run, image, config.image_size, tile_size=64,
                                       tile_overlap=32).astype(float)
     difference = np.abs(whole - tiled)
     spread = np.abs(whole - whole.mean()).mean()  # How much the output varies at all.
@@ -252,8 +254,8 @@ def test_tiled_and_untiled_agree_away_from_tile_borders(restored):
 
 
 def test_tile_starts_cover_the_image_with_the_overlap():
-    assert inference.tile_starts(64, 64, 16) == [0]
-    starts = inference.tile_starts(1000, 256, 64)
+    assert translation.tile_starts(64, 64, 16) == [0]
+    starts = translation.tile_starts(1000, 256, 64)
     assert starts[0] == 0 and starts[-1] == 1000 - 256
     assert all(b - a <= 256 - 64 for a, b in zip(starts, starts[1:]))
 
@@ -262,13 +264,13 @@ def test_match_channels_converts_only_when_asked():
     rgb = np.random.default_rng(4).integers(0, 256, (5, 6, 3), dtype=np.uint8)
     rgba = np.concatenate([rgb, np.full((5, 6, 1), 255, np.uint8)], axis=-1)
     gray = rgb[..., :1]
-    assert inference.match_channels(rgb, 3) is rgb
-    with pytest.raises(inference.ChannelMismatch, match='3 channel.*takes 1.*--convert_channels'):
-        inference.match_channels(rgb, 1)
-    np.testing.assert_array_equal(inference.match_channels(rgb, 1, convert=True),
+    assert translation.match_channels(rgb, 3) is rgb
+    with pytest.raises(translation.ChannelMismatch, match='3 channel.*takes 1.*--convert_channels'):
+        translation.match_channels(rgb, 1)
+    np.testing.assert_array_equal(translation.match_channels(rgb, 1, convert=True),
                                   tf.image.rgb_to_grayscale(rgb))
-    np.testing.assert_array_equal(inference.match_channels(rgba, 3, convert=True), rgb)
-    np.testing.assert_array_equal(inference.match_channels(gray, 3, convert=True),
+    np.testing.assert_array_equal(translation.match_channels(rgba, 3, convert=True), rgb)
+    np.testing.assert_array_equal(translation.match_channels(gray, 3, convert=True),
                                   np.repeat(gray, 3, axis=-1))
 
 
@@ -277,19 +279,19 @@ def test_a_channel_mismatch_stops_at_the_first_file(run_dir, tmp_path):
     folder.mkdir()
     write_image(folder / '1.png', 16, 16, channels=1)
     with pytest.raises(UserError, match='1.png: the image has 1 channel'):
-        inference.Translator(str(run_dir[0])).translate_files(str(folder), str(tmp_path / 'out'))
+        translation.Translator(str(run_dir[0])).translate_files(str(folder), str(tmp_path / 'out'))
 
 
 def test_load_generator_from_a_checkpoint_path(run_dir, tmp_path):
     workdir, saved = run_dir
     path = tf.train.latest_checkpoint(str(workdir / 'checkpoints'))
-    generator, config = inference.load_generator(path)
+    generator, config = workdirs.load_generator(path)
     assert config.image_size == 32
     for expected, actual in zip(saved.variables, generator.variables):
         if 'seed_generator' not in expected.path:
             np.testing.assert_array_equal(expected, actual)
     with pytest.raises(UserError, match='no checkpoint .*ckpt-99'):
-        inference.load_generator(str(workdir), checkpoint=str(workdir / 'checkpoints' / 'ckpt-99'))
+        workdirs.load_generator(str(workdir), checkpoint=str(workdir / 'checkpoints' / 'ckpt-99'))
 
 
 def test_grayscale_model_end_to_end(tmp_path):
@@ -298,10 +300,10 @@ def test_grayscale_model_end_to_end(tmp_path):
     folder.mkdir()
     write_image(folder / 'gray.png', 40, 24, channels=1)
     write_image(folder / 'color.png', 40, 24, channels=3)
-    translator = inference.Translator(str(workdir), mode='eval')
+    translator = translation.Translator(str(workdir), mode='eval')
     with pytest.raises(UserError, match='color.png: the image has 3 channel'):
         translator.translate_files(str(folder), str(tmp_path / 'out'))
-    translator = inference.Translator(str(workdir), mode='eval', convert_channels=True)
+    translator = translation.Translator(str(workdir), mode='eval', convert_channels=True)
     written, _ = translator.translate_files(str(folder), str(tmp_path / 'out'))
     for path in written:
         with Image.open(path) as output:

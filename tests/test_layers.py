@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf import layers, models
+from p2p_tf.nets import layers, models
 
 
 def gradients(layer, inputs, output_gradient):

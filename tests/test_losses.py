@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf import losses
+from p2p_tf.nets import losses
 
 
 def numpy_cross_entropy(label, logits):

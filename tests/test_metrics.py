@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf import losses, metrics
+from p2p_tf.evaluation import metrics
+from p2p_tf.nets import losses
 
 
 def random_images(shape, seed, low=-1.0, high=1.0):

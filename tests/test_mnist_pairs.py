@@ -12,8 +12,10 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, mnist_pairs, training
+from p2p_tf import workdirs
+from p2p_tf.datasets import layouts, mnist_pairs, sources
 from p2p_tf.errors import UserError
+from p2p_tf.training import pix2pix
 
 
 def ring_digit():
@@ -70,7 +72,7 @@ def test_build_writes_side_by_side_pairs_in_mnist_order_atomically(tmp_path):
         first_test_digit = next(iter(tfds.load('mnist', split='test')))['image']
     assert os.listdir(tmp_path / 'cache') == ['mnist_pairs']  # No staging folder left.
     for split, count in (('train', 6), ('val', 4)):
-        paths = datasets.split_files(str(destination), split)
+        paths = layouts.split_files(str(destination), split)
         assert [os.path.basename(p) for p in paths] == [f'{i}.png' for i in range(1, count + 1)]
         for path in paths:
             with Image.open(path) as image:
@@ -81,14 +83,14 @@ def test_build_writes_side_by_side_pairs_in_mnist_order_atomically(tmp_path):
 
 
 def test_dataset_root_builds_into_an_empty_cache_then_reuses_it(tmp_path, monkeypatch):
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / 'cache'))
-    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(sources.CACHE_DIR_ENV, str(tmp_path / 'cache'))
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
     expected = str(tmp_path / 'cache' / 'extracted' / 'mnist_pairs')
     with tfds.testing.mock_data(num_examples=3):
-        assert datasets.dataset_root('mnist_pairs') == expected
-    assert len(datasets.split_files(expected, 'val')) == 3
+        assert sources.dataset_root('mnist_pairs') == expected
+    assert len(layouts.split_files(expected, 'val')) == 3
     monkeypatch.setattr(tfds, 'load', lambda *args, **kwargs: pytest.fail('built again'))
-    assert datasets.dataset_root('mnist_pairs') == expected
+    assert sources.dataset_root('mnist_pairs') == expected
 
 
 def test_training_on_mnist_pairs_needs_the_128_config_and_runs(tmp_path):
@@ -97,12 +99,12 @@ def test_training_on_mnist_pairs_needs_the_128_config_and_runs(tmp_path):
     config = config_lib.get_config()
     config.dataset = 'mnist_pairs'
     with pytest.raises(UserError, match='smaller than the 256x256 crop; lower --config.image_size'):
-        training.train(config, str(tmp_path / 'run256'), data_dir=str(tmp_path / 'data'))
+        pix2pix.train(config, str(tmp_path / 'run256'), data_dir=str(tmp_path / 'data'))
     config.update(dict(image_size=128, load_size=128, generator_filters=4,
                        discriminator_filters=4, steps=2, log_every=1, num_samples=2))
-    trainer = training.train(config, str(tmp_path / 'run'), data_dir=str(tmp_path / 'data'))
+    trainer = pix2pix.train(config, str(tmp_path / 'run'), data_dir=str(tmp_path / 'data'))
     assert int(trainer.step) == 2
-    resolved = config_lib.load(str(tmp_path / 'run'))
+    resolved = workdirs.read_config(str(tmp_path / 'run'))
     assert (resolved.direction, resolved.batch_size, resolved.epochs) == ('AtoB', 1, 1.0)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf import models
+from p2p_tf.nets import models
 
 
 def all_layers(model):

@@ -12,10 +12,10 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, SHARED_DATA, write_pairs
 from nbclient import NotebookClient
 from PIL import Image
 
-from conftest import REPO, SHARED_DATA, write_pairs
 from p2p_tf import notebook
 
 NOTEBOOKS = REPO / 'notebooks'

@@ -7,9 +7,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_command, tiny_config, trainer_config
 
-from conftest import run_command, tiny_config
-from p2p_tf import models, performance, training
+from p2p_tf.nets import models
+from p2p_tf.training import distribution, performance
+from p2p_tf.training import trainer as trainer_lib
 
 
 def adam_pair():
@@ -41,7 +43,7 @@ def test_fused_and_keras_adam_trainers_take_the_same_steps():
     results = []
     for fused in (False, True):
         keras.utils.set_random_seed(0)
-        trainer = training.Trainer(tiny_config(fused_adam=fused), total_steps=10)
+        trainer = trainer_lib.Trainer(trainer_config(fused_adam=fused), total_steps=10)
         losses = [trainer.train_step(inputs, targets) for _ in range(3)]
         results.append(([float(step['gen_l1']) for step in losses],
                          trainer.generator.get_weights()))
@@ -69,7 +71,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
 
 
 def test_resolve_records_concrete_settings():
-    config = performance.resolve(tiny_config())
+    config = distribution.resolve_run(tiny_config(), tf.distribute.get_strategy())
     assert config.precision in ('float32', 'mixed_bfloat16', 'mixed_float16')
     assert config.xla in ('on', 'off')
 
@@ -106,7 +108,7 @@ def test_gpu_oriented_settings_train_on_cpu(tmp_path, overrides):
     inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
     targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
     keras.utils.set_random_seed(0)
-    trainer = training.Trainer(tiny_config(**overrides), total_steps=10)
+    trainer = trainer_lib.Trainer(trainer_config(**overrides), total_steps=10)
     for _ in range(2):
         values = trainer.train_step(inputs, targets)
     assert all(np.isfinite(float(v)) for v in values.values())
@@ -114,14 +116,14 @@ def test_gpu_oriented_settings_train_on_cpu(tmp_path, overrides):
     if overrides.get('precision') == 'mixed_float16':
         assert isinstance(trainer.generator_optimizer, keras.optimizers.LossScaleOptimizer)
     path = trainer.checkpoint.save(str(tmp_path / 'ckpt'))
-    resumed = training.Trainer(tiny_config(), total_steps=10)
+    resumed = trainer_lib.Trainer(trainer_config(), total_steps=10)
     resumed.checkpoint.restore(path).assert_existing_objects_matched()
     assert int(resumed.step) == 2
     for saved, restored in zip(trainer.generator.get_weights(), resumed.generator.get_weights()):
         np.testing.assert_array_equal(saved, restored)
     # Under float16 loss scaling a step with overflowing gradients is skipped (and the scale
     # halved), so Adam may have counted fewer than 2 updates; the count must carry over.
-    updates = int(training.unwrapped(trainer.generator_optimizer).iterations)
+    updates = int(trainer_lib.unwrapped(trainer.generator_optimizer).iterations)
     assert updates >= 1 and int(resumed.generator_optimizer.iterations) == updates
 
 

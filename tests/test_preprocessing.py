@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf import preprocessing
+from p2p_tf.datasets import preprocessing
 
 LOAD, CROP = 36, 32
 

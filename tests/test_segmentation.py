@@ -8,13 +8,16 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import run_command, synthetic_label_pair, tiny_config
 from PIL import Image
 
-from conftest import run_command, synthetic_label_pair, tiny_config
-from p2p_tf import datasets, segmentation, training
+from p2p_tf import config as config_lib
+from p2p_tf.datasets import label_maps, layouts
 from p2p_tf.errors import UserError
+from p2p_tf.evaluation import fcn_score
+from p2p_tf.training import pix2pix, scorer_training
 
-FACADES_COLOURS = np.array([colour for _, colour in segmentation.PALETTES['facades']], np.uint8)
+FACADES_COLOURS = np.array([colour for _, colour in label_maps.PALETTES['facades']], np.uint8)
 WHITE = (255, 255, 255)
 OFF_PALETTE_PIXELS = 5  # White pixels drawn into val/1.png's label half.
 
@@ -24,15 +27,15 @@ def test_colours_match_the_exact_class_maps_of_the_training_set(shared_data):
     99.21% of the pixels agree (the worst image 97.45%), no pixel is off-palette; plain RGB
     distance would give 92.99%. Every 20th image here; JPEG artefacts at edges make 100%
     impossible."""
-    examples = datasets.split_examples(shared_data / 'facades', 'train')[::20]
-    classes = segmentation.read_pairs(examples, 'BtoA').map(
-        lambda labels, photo: segmentation.colours_to_classes(labels, 'facades'))
+    examples = layouts.split_pairs(shared_data / 'facades', 'train')[::20]
+    classes = label_maps.read_pairs(examples, 'BtoA').map(
+        lambda labels, photo: label_maps.colours_to_classes(labels, 'facades'))
     agreements = []
     for (path, _), mapped in zip(examples, classes):
         exact_path = str(path).replace('/facades/', '/facades_labels/').replace('.jpg', '.png')
         with Image.open(exact_path) as exact:
             agreements.append(np.mean(mapped.numpy() == np.asarray(exact)))
-        assert np.count_nonzero(mapped.numpy() == segmentation.VOID) == 0
+        assert np.count_nonzero(mapped.numpy() == label_maps.VOID) == 0
     assert len(agreements) == 20
     assert np.mean(agreements) > 0.99 and min(agreements) > 0.97, (np.mean(agreements),
                                                                     min(agreements))
@@ -45,15 +48,15 @@ def test_off_palette_pixels_become_void_and_are_counted():
     labels[1, 1] = labels[2, 3] = WHITE  # 31.8 from yellow (luma levels, chroma at a tenth).
     labels = labels.clip(0, 255).astype(np.uint8)
     expected = classes.copy()
-    expected[1, 1] = expected[2, 3] = segmentation.VOID
+    expected[1, 1] = expected[2, 3] = label_maps.VOID
 
-    eager = segmentation.colours_to_classes(labels, 'facades', tolerance=28.0)
+    eager = label_maps.colours_to_classes(labels, 'facades', tolerance=28.0)
     in_map = next(iter(tf.data.Dataset.from_tensors(labels).map(
-        lambda image: segmentation.colours_to_classes(image, 'facades', tolerance=28.0))))
+        lambda image: label_maps.colours_to_classes(image, 'facades', tolerance=28.0))))
     np.testing.assert_array_equal(eager, expected)
     np.testing.assert_array_equal(in_map, expected)
-    config = segmentation.resolve_config(segmentation.get_config())
-    resized, off_palette = segmentation.true_classes(labels, config, 6)
+    config = config_lib.resolve_scorer(config_lib.get_scorer_config(), label_maps.PALETTES)
+    resized, off_palette = label_maps.true_classes(labels, config, 6)
     assert int(off_palette) == 2
     assert resized.shape == (6, 6) and set(np.unique(resized)) == set(expected.ravel())
 
@@ -63,9 +66,9 @@ def test_scores_from_a_hand_made_confusion():
     # true; class d is in neither (its one prediction falls on a void pixel).
     truth = np.array([1, 1, 1, 2, 2, 0, 0])
     predicted = np.array([1, 1, 2, 2, 3, 1, 4])
-    confusion = segmentation.confusion_matrix(truth, predicted, 4)
+    confusion = fcn_score.confusion_matrix(truth, predicted, 4)
     np.testing.assert_array_equal(confusion, [[2, 1, 0, 0], [0, 1, 1, 0], [0] * 4, [0] * 4])
-    scores = segmentation.scores_from_confusion(confusion, ['a', 'b', 'c', 'd'])
+    scores = fcn_score.scores_from_confusion(confusion, ['a', 'b', 'c', 'd'])
     assert scores['per_pixel_accuracy'] == pytest.approx(3 / 5)
     assert scores['per_class_accuracy'] == pytest.approx((2 / 3 + 1 / 2) / 2)
     iou = scores['per_class_iou']
@@ -76,7 +79,7 @@ def test_scores_from_a_hand_made_confusion():
 
 def test_table_has_the_layout_of_the_papers_table_1():
     scores = dict(per_pixel_accuracy=0.664, per_class_accuracy=0.2349, class_iou=0.17)
-    table = segmentation.format_table([('L1+cGAN', scores), ('Ground truth', scores)])
+    table = fcn_score.format_table([('L1+cGAN', scores), ('Ground truth', scores)])
     lines = table.splitlines()
     assert [cell.strip() for cell in lines[0].strip('|').split('|')] == [
         'Loss', 'Per-pixel acc.', 'Per-class acc.', 'Class IOU']
@@ -106,7 +109,7 @@ def label_folder(tmp_path_factory):
 
 
 def tiny_scorer_config(**overrides):
-    config = segmentation.get_config()
+    config = config_lib.get_scorer_config()
     config.update(dict(dataset='folder', palette='facades', direction='BtoA', image_size=32,
                        levels=2, filters=8, steps=100, batch_size=4, learning_rate=1e-2,
                        log_every=10))
@@ -120,7 +123,7 @@ def trained_scorer(label_folder, tmp_path_factory):
     root, _ = label_folder
     fcn_dir = tmp_path_factory.mktemp('scorer') / 'fcn'
     output = io.StringIO()
-    segmentation.train_scorer(tiny_scorer_config(), fcn_dir, root, output)
+    scorer_training.train_scorer(tiny_scorer_config(), fcn_dir, root, output)
     return fcn_dir, output.getvalue()
 
 
@@ -128,24 +131,24 @@ def test_scorer_segments_real_photos_far_better_than_chance(label_folder, traine
     root, val_classes = label_folder
     fcn_dir, output = trained_scorer
     assert 'step 100/100 loss=' in output
-    scores = segmentation.score_real(fcn_dir, 'val', root)
+    scores = fcn_score.score_real(fcn_dir, 'val', root)
     assert (scores['images'], scores['off_palette_pixels'], scores['off_palette_images']) == (
         4, OFF_PALETTE_PIXELS, 1)
     # Chance: always answering the most frequent class.
     chance = np.bincount(val_classes.ravel()).max() / val_classes.size
     assert scores['per_pixel_accuracy'] > chance + 0.15, (scores, chance)
     assert scores['class_iou'] > 0.2, scores
-    assert set(scores['per_class_iou']) == set(segmentation.class_names('facades'))
+    assert set(scores['per_class_iou']) == set(label_maps.class_names('facades'))
 
 
 def test_a_finished_scorer_is_reused_and_another_config_refused(label_folder, trained_scorer):
     root, _ = label_folder
     fcn_dir, _ = trained_scorer
     output = io.StringIO()
-    segmentation.train_scorer(tiny_scorer_config(), fcn_dir, root, output)
+    scorer_training.train_scorer(tiny_scorer_config(), fcn_dir, root, output)
     assert output.getvalue() == f'{fcn_dir} holds a scorer trained for 100 steps\n'
     with pytest.raises(UserError, match='different config.*image_size: 32 -> 64'):
-        segmentation.train_scorer(tiny_scorer_config(image_size=64), fcn_dir, root, output)
+        scorer_training.train_scorer(tiny_scorer_config(image_size=64), fcn_dir, root, output)
 
 
 @pytest.fixture(scope='module')
@@ -154,33 +157,33 @@ def tiny_run(label_folder, tmp_path_factory):
     root, _ = label_folder
     workdir = tmp_path_factory.mktemp('pix2pix') / 'run'
     config = tiny_config(dataset='folder', direction='BtoA', image_size=64, load_size=72)
-    training.train(config, workdir, root, io.StringIO())
+    pix2pix.train(config, workdir, root, io.StringIO())
     return workdir
 
 
 def test_score_run_scores_each_translation_reproducibly(label_folder, trained_scorer, tiny_run):
     root, _ = label_folder
     fcn_dir, _ = trained_scorer
-    scores = segmentation.score_run(fcn_dir, tiny_run, 'val', root)
+    scores = fcn_score.score_run(fcn_dir, tiny_run, 'val', root)
     assert scores['images'] == 4 and scores['off_palette_pixels'] == OFF_PALETTE_PIXELS
     for name in ('per_pixel_accuracy', 'per_class_accuracy', 'class_iou'):
         assert 0 <= scores[name] <= 1
     assert all(0 <= value <= 1 for value in scores['per_class_iou'].values()
                if value is not None)
-    assert segmentation.score_run(fcn_dir, tiny_run, 'val', root) == scores
+    assert fcn_score.score_run(fcn_dir, tiny_run, 'val', root) == scores
 
 
 def test_bad_input_is_a_user_error(label_folder, trained_scorer, tiny_run, tmp_path):
     root, _ = label_folder
     fcn_dir, _ = trained_scorer
     with pytest.raises(UserError, match='no FCN scorer in'):
-        segmentation.load_scorer(tmp_path)
+        fcn_score.load_scorer(tmp_path)
     with pytest.raises(UserError, match="has no split 'test'"):
-        segmentation.score_real(fcn_dir, 'test', root)
+        fcn_score.score_real(fcn_dir, 'test', root)
     with pytest.raises(UserError, match='no checkpoint in'):
-        segmentation.score_run(fcn_dir, tmp_path, 'val', root)
+        fcn_score.score_run(fcn_dir, tmp_path, 'val', root)
     with pytest.raises(UserError, match="no label colour palette for 'maps'"):
-        segmentation.train_scorer(tiny_scorer_config(dataset='maps', palette='auto'), tmp_path)
+        scorer_training.train_scorer(tiny_scorer_config(dataset='maps', palette='auto'), tmp_path)
 
 
 def test_fcn_score_command_trains_and_evaluates(label_folder, tiny_run, tmp_path):

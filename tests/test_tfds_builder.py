@@ -20,14 +20,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from conftest import make_archive, tiny_config, write_pairs
 from PIL import Image
 from tensorflow_datasets.core.download import downloader
-
-from conftest import make_archive, tiny_config, write_pairs
 from test_input_pipeline import batches
 from test_training import assert_same_state, run_state
-from p2p_tf import datasets, input_pipeline, tfds_builder, training
+
+from p2p_tf.datasets import image_files, input_pipeline, layouts, sources, tfds_builder
 from p2p_tf.errors import UserError
+from p2p_tf.training import pix2pix
 
 
 def write_dataset(root, name, splits, height=16):
@@ -45,8 +46,8 @@ def decoded(path):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     """A cache of this test's own; no $P2P_TF_DATA_DIR from the environment."""
-    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
-    monkeypatch.setenv(datasets.CACHE_DIR_ENV, str(tmp_path / 'cache'))
+    monkeypatch.delenv(sources.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv(sources.CACHE_DIR_ENV, str(tmp_path / 'cache'))
     return tmp_path / 'cache'
 
 
@@ -121,7 +122,7 @@ def test_tfds_load_gives_each_file_as_its_halves_in_file_order(tmp_path, offline
     assert {split: len(loaded[split]) for split in loaded} == {'train': 3, 'val': 2, 'test': 1}
     for split in loaded:
         examples = list(tfds.as_numpy(loaded[split]))
-        paths = datasets.list_images(str(root / split))
+        paths = image_files.list_images(str(root / split))
         assert [e['file_name'].decode() for e in examples] == [os.path.basename(p) for p in paths]
         for example, path in zip(examples, paths):
             pair = decoded(path)
@@ -131,7 +132,7 @@ def test_tfds_load_gives_each_file_as_its_halves_in_file_order(tmp_path, offline
         b'1.jpg', b'2.jpg', b'10.jpg']
     # Pillow decodes these files differently: the halves are TensorFlow's pixels.
     assert any(not np.array_equal(np.asarray(Image.open(path).convert('RGB')), decoded(path))
-               for path in datasets.list_images(str(root / 'train')))
+               for path in image_files.list_images(str(root / 'train')))
     # as_supervised gives (input, target) in the paper's direction.
     assert info.supervised_keys == ('image_a', 'image_b')
     facades = tfds.builder('pix2pix/facades', data_dir=str(tmp_path / 'tfds'))
@@ -156,7 +157,7 @@ def test_downloads_the_archive_with_no_registered_checksum(tmp_path, cache, http
                                                           monkeypatch):
     served, url = http_folder
     archive = make_archive(served)
-    monkeypatch.setattr(datasets, 'DOWNLOAD_URL', url + '/{name}.tar.gz')
+    monkeypatch.setattr(sources, 'DOWNLOAD_URL', url + '/{name}.tar.gz')
     (tmp_path / 'empty').mkdir()
     checksums = pathlib.Path(tfds_builder.__file__).with_name('checksums.tsv').read_text()
     builder = tfds_builder.prepare('facades', str(tmp_path / 'empty'))
@@ -173,7 +174,7 @@ def test_downloads_the_archive_with_no_registered_checksum(tmp_path, cache, http
 
 def test_an_unreachable_server_says_where_to_put_the_archive(tmp_path, cache, monkeypatch):
     port = closed_port()
-    monkeypatch.setattr(datasets, 'DOWNLOAD_URL', f'http://127.0.0.1:{port}/{{name}}.tar.gz')
+    monkeypatch.setattr(sources, 'DOWNLOAD_URL', f'http://127.0.0.1:{port}/{{name}}.tar.gz')
     # TFDS retries 10 times with exponential backoff, 200 s in all; once is enough here.
     monkeypatch.setattr(downloader, 'MAX_RETRIES', 0)
     (tmp_path / 'empty').mkdir()
@@ -217,7 +218,7 @@ def test_training_on_a_named_dataset_reads_through_the_builder_as_on_the_files(t
     root = write_dataset(tmp_path / 'data', 'facades', {'train': 3, 'val': 2}, height=40)
     config = tiny_config(dataset='facades', steps=2)
     train_records, sample_records = tfds_builder.training_examples(config, str(tmp_path / 'data'))
-    files = datasets.split_examples(str(root), 'train')
+    files = layouts.split_pairs(str(root), 'train')
     for cached in (True, False):
         for start in (0, 4):  # A resumed pipeline too, past the first epoch.
             through_builder = batches(
@@ -229,16 +230,16 @@ def test_training_on_a_named_dataset_reads_through_the_builder_as_on_the_files(t
                 np.testing.assert_array_equal(targets, file_targets)
     samples = input_pipeline.eval_dataset(sample_records, config, 2).get_single_element()
     file_samples = input_pipeline.eval_dataset(
-        datasets.split_examples(str(root), 'val'), config, 2).get_single_element()
+        layouts.split_pairs(str(root), 'val'), config, 2).get_single_element()
     for images, file_images in zip(samples, file_samples):
         np.testing.assert_array_equal(images, file_images)
 
     with monkeypatch.context() as patch:
-        for name in ('dataset_root', 'split_examples'):
-            patch.setattr(datasets, name, lambda *args: pytest.fail('read the files'))
-        named = training.train(config, str(tmp_path / 'named'), str(tmp_path / 'data'),
+        patch.setattr(sources, 'dataset_root', lambda *args: pytest.fail('read the files'))
+        patch.setattr(layouts, 'split_pairs', lambda *args: pytest.fail('read the files'))
+        named = pix2pix.train(config, str(tmp_path / 'named'), str(tmp_path / 'data'),
                                stream=io.StringIO())
-    folder = training.train(tiny_config(dataset='folder', direction='BtoA', steps=2),
+    folder = pix2pix.train(tiny_config(dataset='folder', direction='BtoA', steps=2),
                             str(tmp_path / 'folder'), str(root), stream=io.StringIO())
     assert_same_state(run_state(named), run_state(folder))
 
@@ -248,6 +249,6 @@ def test_training_refuses_a_crop_larger_than_the_halves(tmp_path, cache):
     config = tiny_config(dataset='facades', image_size=64, load_size=72)
     with pytest.raises(UserError, match='facades train/1.jpg has 40x40 halves, smaller than '
                                         'the 64x64 crop'):
-        training.train(config, str(tmp_path / 'run'), str(tmp_path / 'data'),
+        pix2pix.train(config, str(tmp_path / 'run'), str(tmp_path / 'data'),
                        stream=io.StringIO())
     assert not os.path.exists(tmp_path / 'run')

@@ -7,15 +7,19 @@ import subprocess
 import sys
 import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import REPO, tiny_config, trainer_config
 from PIL import Image
 
-from conftest import REPO, tiny_config
-from p2p_tf import losses, training
+from p2p_tf import errors
 from p2p_tf.errors import UserError
-from p2p_tf.progress import Progress
+from p2p_tf.nets import losses
+from p2p_tf.training import pix2pix
+from p2p_tf.training import trainer as trainer_lib
+from p2p_tf.training.progress import Progress
 
 
 def run_state(trainer):
@@ -36,17 +40,17 @@ def assert_same_state(first, second):
 
 def train_folder(pair_folder, workdir, **overrides):
     config = tiny_config(dataset='folder', **overrides)
-    return training.train(config, str(workdir), str(pair_folder), stream=io.StringIO())
+    return pix2pix.train(config, str(workdir), str(pair_folder), stream=io.StringIO())
 
 
 def test_train_step_returns_the_six_losses():
-    config = tiny_config()
-    trainer = training.Trainer(config, total_steps=10)
+    config = trainer_config()
+    trainer = trainer_lib.Trainer(config, total_steps=10)
     inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
     targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
     before = [np.asarray(v) for v in trainer.generator.trainable_variables]
     values = trainer.train_step(inputs, targets)
-    assert set(values) == set(training.LOSS_NAMES)
+    assert set(values) == set(trainer_lib.LOSS_NAMES)
     np.testing.assert_allclose(values['gen_total'],
                                values['gen_gan'] + config.l1_weight * values['gen_l1'], rtol=1e-5)
     np.testing.assert_allclose(values['disc'], 0.5 * (values['disc_real'] + values['disc_fake']),
@@ -56,21 +60,32 @@ def test_train_step_returns_the_six_losses():
     assert int(trainer.step) == 1 and int(trainer.generator_optimizer.iterations) == 1
 
 
-def test_train_step_runs_under_an_explicit_strategy():
+def test_a_step_under_an_explicit_strategy_is_the_default_strategys_step():
+    inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=1)
+    targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=2)
     strategy = tf.distribute.OneDeviceStrategy('/cpu:0')
-    trainer = training.Trainer(tiny_config(), total_steps=10, strategy=strategy)
-    dataset = tf.data.Dataset.from_tensors(
-        (tf.zeros([1, 32, 32, 3]), tf.zeros([1, 32, 32, 3])))
-    inputs, targets = next(iter(strategy.experimental_distribute_dataset(dataset)))
-    values = trainer.train_step(inputs, targets)
-    assert np.isfinite(float(values['gen_total']))
+    dataset = tf.data.Dataset.from_tensors((inputs, targets))
+    distributed = next(iter(strategy.experimental_distribute_dataset(dataset)))
+    results = []
+    for run_strategy, batch in ((None, (inputs, targets)), (strategy, distributed)):
+        keras.utils.set_random_seed(0)
+        trainer = trainer_lib.Trainer(trainer_config(strategy=run_strategy), total_steps=10,
+                                      strategy=run_strategy)
+        losses = trainer.train_step(*batch)
+        results.append(({name: float(value) for name, value in losses.items()},
+                        [np.asarray(v) for v in trainer.generator.trainable_variables]))
+    (default_losses, default_weights), (losses, weights) = results
+    assert losses == pytest.approx(default_losses, rel=1e-6)
+    assert int(trainer.step) == 1
+    for expected, actual in zip(default_weights, weights):
+        np.testing.assert_allclose(actual, expected, atol=1e-6)
 
 
 def test_linear_decay_schedule():
-    schedule = training.LinearDecay(2e-4, total_steps=10, decay_steps=4)
+    schedule = trainer_lib.LinearDecay(2e-4, total_steps=10, decay_steps=4)
     rates = [float(schedule(step)) for step in (0, 6, 8, 10, 12)]
     np.testing.assert_allclose(rates, [2e-4, 2e-4, 1e-4, 0.0, 0.0], atol=1e-12)
-    assert float(training.LinearDecay(2e-4, 10, 0)(9)) == pytest.approx(2e-4)
+    assert float(trainer_lib.LinearDecay(2e-4, 10, 0)(9)) == pytest.approx(2e-4)
 
 
 def test_resumed_run_equals_uninterrupted_run(pair_folder, tmp_path):
@@ -103,7 +118,7 @@ def test_non_finite_loss_stops_without_saving(pair_folder, tmp_path, monkeypatch
         return tuple(value * float('nan') for value in healthy(*args))
 
     monkeypatch.setattr(losses, 'generator_loss', diverged)
-    with pytest.raises(training.TrainingError, match='non-finite loss at step 3.*ckpt-2'):
+    with pytest.raises(errors.TrainingError, match='non-finite loss at step 3.*ckpt-2'):
         train_folder(pair_folder, tmp_path, steps=4, checkpoint_every=1)
     assert tf.train.latest_checkpoint(str(tmp_path / 'checkpoints')).endswith('ckpt-2')
     monkeypatch.undo()
@@ -119,8 +134,8 @@ DETERMINISM_SCRIPT = '''
 import io, sys
 sys.path.insert(0, 'tests')
 from conftest import tiny_config
-from p2p_tf import training
-trainer = training.train(tiny_config(dataset='folder', steps=3), sys.argv[1], sys.argv[2],
+from p2p_tf.training import pix2pix
+trainer = pix2pix.train(tiny_config(dataset='folder', steps=3), sys.argv[1], sys.argv[2],
                          stream=io.StringIO())
 print(repr([float(abs(v.numpy()).sum()) for v in trainer.generator.trainable_variables]))
 '''
@@ -219,14 +234,14 @@ def test_progress_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
 
 def test_logged_losses_are_means_over_the_log_interval(pair_folder, tmp_path, monkeypatch):
     seen = []
-    original = training.Trainer.train_step
+    original = trainer_lib.Trainer.train_step
 
     def recording_step(self, inputs, targets):
         values = original(self, inputs, targets)
         seen.append(float(values['gen_l1']))
         return values
 
-    monkeypatch.setattr(training.Trainer, 'train_step', recording_step)
+    monkeypatch.setattr(trainer_lib.Trainer, 'train_step', recording_step)
     train_folder(pair_folder, tmp_path, steps=4, log_every=2)
     logged = read_scalars(tmp_path, 'loss/gen_l1')
     np.testing.assert_allclose(logged, [np.mean(seen[:2]), np.mean(seen[2:])], rtol=1e-6)
@@ -236,7 +251,7 @@ def test_an_unreadable_training_image_is_skipped_with_a_warning(pair_folder, tmp
     bad = pair_folder / 'train' / '7.png'
     bad.write_bytes(b'not an image at all')
     log = io.StringIO()
-    trainer = training.train(tiny_config(dataset='folder', steps=1), str(tmp_path),
+    trainer = pix2pix.train(tiny_config(dataset='folder', steps=1), str(tmp_path),
                              str(pair_folder), stream=log)
     assert int(trainer.step) == 1
     assert f'warning: skipping unreadable image {bad}: ' in log.getvalue()

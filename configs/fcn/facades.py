@@ -1,4 +1,4 @@
-"""The FCN-score segmenter for CMP Facades (p2p_tf/segmentation.py): a compact U-Net trained on
+"""The FCN-score segmenter for CMP Facades (p2p_tf/nets/segmenter.py): a compact U-Net trained on
 the 400 real training photos at 128x128, 2,000 steps of batch 8 (40 epochs).
 
     python -m p2p_tf.fcn_score train --config=configs/fcn/facades.py \
@@ -10,4 +10,4 @@ included; real facades photos then score (per-pixel acc., per-class acc., class 
 --config.image_size=64 for the scale of configs/table1.py (3-4 min).
 """
 
-from p2p_tf.segmentation import get_config  # noqa: F401  (the defaults live in the package)
+from p2p_tf.config import get_scorer_config as get_config  # noqa: F401  (defaults: the package)

@@ -16,7 +16,7 @@ levels.
 
 Where the data comes from: the manual dir (`tfds.download.DownloadConfig(manual_dir=DIR)`,
 default DATA_DIR/downloads/manual) holding an unpacked NAME/ with split folders or NAME.tar.gz,
-used without network; else the authors' archive (datasets.DOWNLOAD_URL), downloaded.
+used without network; else the authors' archive (sources.DOWNLOAD_URL), downloaded.
 
 Checksums: TFDS checks a downloaded archive against `checksums.tsv` beside this file (URL, size,
 sha256). It lists none yet: the archives could not be downloaded where this builder was written,
@@ -29,7 +29,7 @@ editable install and with an empty manual dir (the default one):
     tfds build pix2pix --imports=p2p_tf --register_checksums --data_dir=/tmp/pix2pix_tfds
 
 (`--config=facades` for one archive); it downloads the archives and writes one line per
-archive into p2p_tf/checksums.tsv.
+archive into p2p_tf/datasets/checksums.tsv.
 
 Training on a pix2pix dataset prepares the builder once into the cache, as array_record files
 for random access (`prepare`), and reads its records through TFDS data sources
@@ -45,11 +45,9 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets
+from p2p_tf.datasets import image_files, sources
 from p2p_tf.errors import UserError, op_error_reason
 
-NAMES = ('facades', 'cityscapes', 'maps', 'edges2shoes', 'edges2handbags', 'night2day')
-SPLITS = ('train', 'val', 'test')
 # Records as stored, the halves' PNG bytes, for the input pipeline to decode.
 ENCODED = {'image_a': tfds.decode.SkipDecoding(), 'image_b': tfds.decode.SkipDecoding()}
 
@@ -67,9 +65,9 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
     VERSION = tfds.core.Version('1.0.0')
     RELEASE_NOTES = {'1.0.0': 'First release.'}
     BUILDER_CONFIGS = [tfds.core.BuilderConfig(name=name, description=f'pix2pix {name}')
-                       for name in NAMES]
+                       for name in config_lib.PIX2PIX_DATASETS]
     MANUAL_DOWNLOAD_INSTRUCTIONS = f"""Optional. To prepare without network, put the authors'
-    NAME.tar.gz ({datasets.DOWNLOAD_URL.format(name='NAME')}), or an unpacked NAME/ folder with
+    NAME.tar.gz ({sources.DOWNLOAD_URL.format(name='NAME')}), or an unpacked NAME/ folder with
     its split folders (train/, val/, test/), into the manual dir. Otherwise the archive is
     downloaded."""
 
@@ -92,9 +90,9 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager):
         root = self._unpacked(dl_manager)
-        splits = [split for split in SPLITS if (root / split).is_dir()]
+        splits = [split for split in config_lib.SPLITS if (root / split).is_dir()]
         if not splits:
-            raise UserError(f'{root} has no split folder ({", ".join(SPLITS)})')
+            raise UserError(f'{root} has no split folder ({", ".join(config_lib.SPLITS)})')
         return {split: self._generate_examples(root / split) for split in splits}
 
     def _unpacked(self, dl_manager):
@@ -105,20 +103,20 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
             manual_dir = dl_manager.manual_dir
         except AssertionError:  # No manual dir, or an empty one.
             manual_dir = None
-        if manual_dir and any((manual_dir / name / split).is_dir() for split in SPLITS):
+        if manual_dir and any((manual_dir / name / split).is_dir() for split in config_lib.SPLITS):
             return manual_dir / name
         if manual_dir and (manual_dir / f'{name}.tar.gz').is_file():
             archive = manual_dir / f'{name}.tar.gz'
             extracted = dl_manager.extract(archive)
         else:
-            archive = datasets.DOWNLOAD_URL.format(name=name)
+            archive = sources.DOWNLOAD_URL.format(name=name)
             extracted = dl_manager.download_and_extract(archive)
         if not (extracted / name).is_dir():
             raise UserError(f'{archive} has no top-level {name}/ folder')
         return extracted / name
 
     def _generate_examples(self, folder):
-        for number, path in enumerate(datasets.list_images(os.fspath(folder))):
+        for number, path in enumerate(image_files.list_images(os.fspath(folder))):
             image_a, image_b = png_halves(path)
             yield number, {'image_a': image_a, 'image_b': image_b,
                            'file_name': os.path.basename(path)}
@@ -155,15 +153,15 @@ def source_key(name, path):
 
 def prepare(name, data_dir=None):
     """The Pix2pix builder of dataset `name`, prepared (once) as array_record files into
-    CACHE/tfds: from the local copy in datasets.search_dirs(data_dir) as its manual dir, else
+    CACHE/tfds: from the local copy in sources.search_dirs(data_dir) as its manual dir, else
     from the authors' archive, downloaded into CACHE/tfds/downloads."""
-    copy = datasets.local_copy(name, data_dir)
-    tfds_dir = os.path.join(datasets.cache_dir(), 'tfds')
+    copy = sources.local_copy(name, data_dir)
+    tfds_dir = os.path.join(sources.cache_dir(), 'tfds')
     builder = Pix2pix(config=name, file_format='array_record',
                       data_dir=os.path.join(tfds_dir, source_key(name, copy) if copy else name))
     if builder.is_prepared():
         return builder
-    url = datasets.DOWNLOAD_URL.format(name=name)
+    url = sources.DOWNLOAD_URL.format(name=name)
     print(f'preparing {name} from {copy or url} into {builder.data_dir} (once)', flush=True)
     try:
         builder.download_and_prepare(
@@ -176,11 +174,11 @@ def prepare(name, data_dir=None):
         reason = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
         if copy:
             raise UserError(f'could not prepare {name} from {copy} ({reason})') from None
-        looked = ', '.join(os.path.join(d, n) for d in datasets.search_dirs(data_dir)
+        looked = ', '.join(os.path.join(d, n) for d in sources.search_dirs(data_dir)
                            for n in (name + '/', name + '.tar.gz'))
         raise UserError(
             f'could not download {url} ({reason}); with no network, put {name}.tar.gz or an '
-            f'unpacked {name}/ in --data_dir or ${datasets.DATA_DIR_ENV} (looked for '
+            f'unpacked {name}/ in --data_dir or ${sources.DATA_DIR_ENV} (looked for '
             f'{looked})') from None
     # The records hold everything; the unpacked archive would only double the disk used.
     shutil.rmtree(os.path.join(tfds_dir, 'downloads', 'extracted'), ignore_errors=True)
@@ -204,7 +202,8 @@ def training_examples(config, data_dir=None):
     splits = builder.info.splits
     sample_split = config.sample_split
     if sample_split == config_lib.AUTO:
-        sample_split = next(split for split in ('val', 'test', 'train') if split in splits)
+        sample_split = next(split for split in config_lib.EVAL_SPLITS + ('train',)
+                            if split in splits)
     train = split_source(builder, config.train_split)
     count = min(config.num_samples, len(split_source(builder, sample_split)))
     samples = builder.as_data_source(f'{sample_split}[:{count}]', decoders=ENCODED)

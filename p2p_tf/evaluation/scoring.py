@@ -3,7 +3,7 @@ against the targets of a held-out split, per image and overall.
 
 `evaluate_run(workdir, ...)` is what `python -m p2p_tf.evaluate` runs: it restores a run's
 generator, scores a split of its dataset and writes metrics.json and a contact sheet. Training
-scores its generator with the same `Evaluator` every eval_every steps (training.py).
+scores its generator with the same `Evaluator` every eval_every steps (p2p_tf/training/periodic.py).
 
 Each image is translated alone, as in the paper (batch 1): in 'paper' mode BatchNorm normalises
 with the statistics of the batch being translated, so in a batch of several each output would
@@ -19,13 +19,15 @@ import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, images, inference, input_pipeline, metrics, serving
+from p2p_tf import workdirs
+from p2p_tf.datasets import examples as examples_lib
+from p2p_tf.datasets import image_files, input_pipeline
 from p2p_tf.errors import UserError
+from p2p_tf.evaluation import metrics
+from p2p_tf.nets import generation, images
 
 METRICS_FILENAME = 'metrics.json'
 SHEET_FILENAME = 'contact_sheet.png'
-# Default output folders are WORKDIR/EVAL_FOLDER/{split}-step{N}.
-EVAL_FOLDER = 'eval'
 # The table lists this many images with the worst L1.
 WORST_SHOWN = 5
 
@@ -54,19 +56,18 @@ class Evaluator:
     """Scores one generator on paired examples, one image per call; keeps the traced function
     so that repeated evaluations (every eval_every steps in training) trace once.
 
-    mode: 'paper' or 'eval' (inference.py); seed: the dropout seed of paper mode.
+    mode: 'paper' or 'eval' (p2p_tf/nets/generation.py); seed: the dropout seed of paper mode.
     """
 
     def __init__(self, generator, mode='paper', seed=0):
-        if mode not in inference.MODES:
-            raise UserError(f'mode must be one of {inference.MODES}, got {mode!r}')
+        generation.check_mode(mode)
         self.generator, self.mode, self.seed = generator, mode, seed
         self._traced_translate_and_score = tf.function(self.translate_and_score)
 
     def translate_and_score(self, inputs, targets):
         """inputs [1, S, S, C_in], targets [1, S, S, C_out], float32 in [-1, 1] -> (outputs
         [1, S, S, C_out] in [-1, 1], {metric name: float32 [1]})."""
-        outputs = inference.generate(self.generator, inputs, self.mode)
+        outputs = generation.generate(self.generator, inputs, self.mode)
         return outputs, metrics.image_metrics(outputs, targets)
 
     def __call__(self, examples, config, max_images=0, sheet_images=0):
@@ -79,7 +80,7 @@ class Evaluator:
             dataset = dataset.take(max_images)
         per_image = {name: [] for name in metrics.METRIC_NAMES}
         rows = []
-        with inference.seeded_dropout(self.generator, self.seed):
+        with generation.seeded_dropout(self.generator, self.seed):
             for inputs, targets in dataset:
                 outputs, values = self._traced_translate_and_score(inputs, targets)
                 for name, value in values.items():
@@ -106,7 +107,7 @@ def default_output_dir(workdir, split, step, mode='paper', dataset=None, max_ima
     not overwrite the default one."""
     parts = ([dataset] if dataset else []) + [split, f'step{step}']
     parts += ([mode] if mode != 'paper' else []) + ([f'first{max_images}'] if max_images else [])
-    return os.path.join(workdir, EVAL_FOLDER, '-'.join(parts))
+    return os.path.join(workdir, workdirs.EVAL, '-'.join(parts))
 
 
 def evaluate_run(workdir, split=None, dataset=None, data_dir=None, checkpoint=None,
@@ -116,35 +117,34 @@ def evaluate_run(workdir, split=None, dataset=None, data_dir=None, checkpoint=No
     JSON: run facts (workdir, checkpoint, step, dataset, split, mode, image_size, count, ...),
     `overall` ({metric: mean}) and `images` ([{name, l1, psnr, ssim}, ...] in split order).
 
-    workdir, checkpoint: as inference.find_checkpoint (checkpoint 'best': WORKDIR/best);
+    workdir, checkpoint: as workdirs.find_checkpoint (checkpoint 'best': WORKDIR/best);
     split: None for the split training evaluates (config.eval_split; AUTO: val, else test);
     dataset, data_dir: another dataset than the run's (e.g. 'folder' with a data_dir);
     max_images: 0 for all of the split; output_dir: None for default_output_dir(...).
     """
-    from p2p_tf import training  # It imports this module, for its periodic evaluation.
-    workdir, path = inference.find_checkpoint(workdir, checkpoint)
-    generator, config = inference.load_generator(workdir, path)
+    workdir, path = workdirs.find_checkpoint(workdir, checkpoint)
+    generator, config = workdirs.load_generator(workdir, path)
     other_dataset = dataset if dataset and dataset != config.dataset else None
     if other_dataset:
         config_lib.dataset_facts(other_dataset)  # An unknown name is an error.
         config.dataset = other_dataset
-    split = split or training.resolve_eval_split(config, data_dir)
+    split = split or examples_lib.resolve_eval_split(config, data_dir)
     if split is None:
         raise UserError(f'{config.dataset} has no val or test split; name one with --split')
-    examples = training.split_examples(config, split, data_dir)
+    examples = examples_lib.split_examples(config, split, data_dir)
     if isinstance(examples, list):
-        datasets.check_examples(examples[:max_images or None], min_side=1)
+        image_files.check_examples(examples[:max_images or None], min_side=1)
     try:
         scores = Evaluator(generator, mode, config.seed)(examples, config, max_images,
                                                          sheet_images)
     except tf.errors.InvalidArgumentError:
-        bad = datasets.undecodable_example(examples[:max_images or None]
+        bad = image_files.undecodable_example(examples[:max_images or None]
                                            if isinstance(examples, list) else examples)
         if bad:  # A header can be fine while the data is truncated.
             raise UserError(f'cannot decode image {bad[0]}: {bad[1]}') from None
         raise
     names = example_names(examples, scores.count)
-    step = serving.checkpoint_step(path)
+    step = workdirs.checkpoint_step(path)
     report = dict(
         workdir=workdir, checkpoint=path, step=step, dataset=config.dataset, data_dir=data_dir,
         split=split, direction=config.direction, mode=mode, seed=config.seed,

@@ -18,7 +18,6 @@ when complete, so an interrupted or failed export never leaves a half-written fo
 
 import json
 import os
-import re
 import shutil
 import tempfile
 
@@ -27,8 +26,10 @@ import tensorflow as tf
 
 import p2p_tf
 from p2p_tf import config as config_lib
-from p2p_tf import inference, models, preprocessing
+from p2p_tf import workdirs
+from p2p_tf.datasets import preprocessing
 from p2p_tf.errors import UserError
+from p2p_tf.nets import generation, models
 
 METADATA_PATH = os.path.join('assets.extra', 'p2p_tf_metadata.json')
 # TFLite files written by `export_tflite`, by quantization.
@@ -39,16 +40,6 @@ TFLITE_FILES = {
 }
 # The signatures that translate images; the TFLite files carry both.
 IMAGE_SIGNATURES = ('serving_default', 'translate_float')
-
-
-def checkpoint_step(path):
-    """The training step a checkpoint was saved at: its `step` variable (training.Trainer), or
-    else the number in its name (`ckpt-STEP`); -1 when neither is there."""
-    reader = tf.train.load_checkpoint(path)
-    if reader.has_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'):
-        return int(reader.get_tensor('step/.ATTRIBUTES/VARIABLE_VALUE'))
-    match = re.search(r'-(\d+)$', path)
-    return int(match.group(1)) if match else -1
 
 
 def export_metadata(config, step, mode):
@@ -63,10 +54,8 @@ def export_metadata(config, step, mode):
 def translation_function(generator, multiple, mode):
     """A function [batch, H, W, C_in] float32 in [-1, 1] (any H, W) -> [batch, H, W, C_out] in
     [-1, 1] that mirror-pads to multiples of `multiple`, runs the generator and crops back."""
-    if mode not in inference.MODES:
-        raise UserError(f'mode must be one of {inference.MODES}, got {mode!r}')
-
-    return lambda images: inference.generate_any_size(generator, images, multiple, mode)
+    generation.check_mode(mode)
+    return lambda images: generation.generate_any_size(generator, images, multiple, mode)
 
 
 def export_archive(generator, metadata, fixed_size=None):
@@ -182,9 +171,9 @@ def load_for_export(workdir, export_dir, mode, checkpoint, overwrite):
     """(generator, metadata) of the run in `workdir` at `checkpoint` (default: the latest),
     after checking that `export_dir` may be written."""
     check_destination(export_dir, overwrite)
-    workdir, path = inference.find_checkpoint(workdir, checkpoint)
-    generator, config = inference.load_generator(workdir, path)
-    return generator, export_metadata(config, checkpoint_step(path), mode)
+    workdir, path = workdirs.find_checkpoint(workdir, checkpoint)
+    generator, config = workdirs.load_generator(workdir, path)
+    return generator, export_metadata(config, workdirs.checkpoint_step(path), mode)
 
 
 def export_saved_model(workdir, export_dir, mode='eval', checkpoint=None, overwrite=False):
@@ -193,7 +182,7 @@ def export_saved_model(workdir, export_dir, mode='eval', checkpoint=None, overwr
 
     mode='eval' (default) translates deterministically (no dropout, BatchNorm moving averages);
     mode='paper' uses dropout and the statistics of each request's batch, as
-    `inference.generate` does, without changing the stored averages.
+    `generation.generate` does, without changing the stored averages.
     """
     generator, metadata = load_for_export(workdir, export_dir, mode, checkpoint, overwrite)
     return write_atomically(export_dir, overwrite,

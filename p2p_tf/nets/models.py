@@ -6,11 +6,11 @@ Both networks take images of any height and width (multiples of 2**depth for the
 
 `dtype` is a Keras dtype policy ('float32', 'mixed_bfloat16', 'mixed_float16'): with a mixed
 policy, weights stay float32 and layers compute in 16 bits, except the output layers, which
-compute in float32 so that images, logits and losses stay float32 (p2p_tf/performance.py picks
+compute in float32 so that images, logits and losses stay float32 (p2p_tf/training/performance.py picks
 the policy). `matmul_weight_gradients` picks how convolutions compute their kernel gradients
-in training (p2p_tf/layers.py); it changes no variable and no forward computation.
+in training (p2p_tf/nets/layers.py); it changes no variable and no forward computation.
 `synchronized_batch_norm` makes BatchNorm's training-mode statistics those of the global batch
-of all replicas of a tf.distribute strategy (p2p_tf/distribution.py); it changes no variable
+of all replicas of a tf.distribute strategy (p2p_tf/training/distribution.py); it changes no variable
 either, so checkpoints of networks built with and without it are interchangeable.
 """
 
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from p2p_tf import config as config_lib
-from p2p_tf import layers
+from p2p_tf.nets import layers
 
 # Paper appendix 6.1: "All ReLUs in the encoder are leaky, with slope 0.2" (Keras' default is 0.3).
 LEAKY_RELU_SLOPE = 0.2
@@ -31,7 +31,7 @@ def conv_initializer():
 
 def batch_norm(dtype=None, synchronized=False):
     # Same N(1, 0.02) scale initialisation as the authors' code (weights_init in the reference).
-    # synchronized: statistics over the global batch of all replicas (p2p_tf/distribution.py).
+    # synchronized: statistics over the global batch of all replicas (p2p_tf/training/distribution.py).
     return keras.layers.BatchNormalization(
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), dtype=dtype,
         synchronized=synchronized)

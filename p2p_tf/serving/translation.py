@@ -1,14 +1,7 @@
 """Translating images of any size with a trained generator: restored from a training run's
-checkpoint, or loaded from a SavedModel export (`Translator`).
+checkpoint, or loaded from a SavedModel export (`Translator`), in paper or eval mode
+(p2p_tf/nets/generation.py says what each does)."""
 
-Two inference modes:
-- 'paper' (default): dropout stays on and BatchNorm uses the statistics of the batch being
-  translated, as the paper does at test time (Sec. 3.2, 4.1) and the TensorFlow tutorial does.
-  Outputs vary slightly between calls. The model's stored BatchNorm averages are left unchanged.
-- 'eval': the Keras inference mode, deterministic: no dropout, BatchNorm moving averages.
-"""
-
-import contextlib
 import os
 import sys
 
@@ -17,121 +10,24 @@ import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import datasets, images, input_pipeline, models, preprocessing
+from p2p_tf import workdirs
+from p2p_tf.datasets import image_files, input_pipeline, preprocessing
 from p2p_tf.errors import UserError, op_error_reason
-
-MODES = ('paper', 'eval')
-# `checkpoint='best'` names the newest checkpoint in WORKDIR/best, where training's periodic
-# evaluation keeps the one with the best score (training.py).
-BEST = 'best'
-BEST_FOLDER = 'best'
-
-
-def latest_checkpoint(workdir):
-    """Path of the newest checkpoint of a training run, or a UserError naming where it looked."""
-    folder = os.path.join(workdir, 'checkpoints')
-    path = tf.train.latest_checkpoint(folder)
-    if not path:
-        raise UserError(f'no checkpoint in {folder} (nor a config in {workdir} to go with one)'
-                        if not os.path.isdir(workdir) else f'no checkpoint in {folder}')
-    return path
-
-
-def find_checkpoint(workdir, checkpoint=None):
-    """(workdir, checkpoint path) of a training run.
-
-    workdir: the run's workdir, or one of its checkpoints (WORKDIR/checkpoints/ckpt-N);
-    checkpoint: a checkpoint to use instead of the latest, or BEST for the best one.
-    """
-    if os.path.exists(workdir + '.index'):
-        workdir, checkpoint = os.path.dirname(os.path.dirname(workdir)), workdir
-    if not os.path.isdir(workdir):
-        raise UserError(f'workdir {workdir} does not exist')
-    if checkpoint == BEST:
-        folder = os.path.join(workdir, BEST_FOLDER)
-        path = tf.train.latest_checkpoint(folder)
-        if not path:
-            raise UserError(f'no best checkpoint in {folder}: training keeps one when '
-                            'eval_every > 0, the data has a val or test split and best_metric '
-                            'is not none')
-        return workdir, path
-    if checkpoint and not os.path.exists(checkpoint + '.index'):
-        raise UserError(f'no checkpoint {checkpoint} (expected {checkpoint}.index)')
-    return workdir, checkpoint or latest_checkpoint(workdir)
-
-
-def load_generator(workdir, checkpoint=None):
-    """Rebuilds the generator of a training run from its config.json and restores its weights
-    (arguments as `find_checkpoint`). Returns (generator, config)."""
-    workdir, path = find_checkpoint(workdir, checkpoint)
-    config = config_lib.load(workdir)
-    generator = models.generator_from_config(config)
-    status = tf.train.Checkpoint(generator=generator).restore(path)
-    status.expect_partial().assert_existing_objects_matched()
-    return generator, config
-
-
-def generate(generator, inputs, mode='paper'):
-    """[batch, H, W, C_in] float32 in [-1, 1] -> [batch, H, W, C_out] in [-1, 1].
-
-    H and W must be multiples of 2**depth of the generator (256 for the paper's net).
-    """
-    if mode not in MODES:
-        raise UserError(f'mode must be one of {MODES}, got {mode!r}')
-    if mode == 'eval':
-        return generator(inputs, training=False)
-    # A plain training-mode call would also move BatchNorm's averages, so paper-mode calls
-    # would change what later eval-mode calls return. The stateless call leaves the model's
-    # variables alone; only the dropout RNG states are advanced, so calls keep varying.
-    outputs, non_trainable = generator.stateless_call(
-        [v.value for v in generator.trainable_variables],
-        [v.value for v in generator.non_trainable_variables], inputs, training=True)
-    for variable, value in zip(generator.non_trainable_variables, non_trainable):
-        if 'seed_generator_state' in variable.path:
-            variable.assign(value)
-    return outputs
-
-
-def rng_states(model):
-    """The dropout layers' seed-generator states, int64 [2] variables each. tf.train.Checkpoint
-    does not reach them through the Keras model, so training's checkpoint names them
-    explicitly."""
-    return [variable for variable in model.variables if 'seed_generator_state' in variable.path]
-
-
-@contextlib.contextmanager
-def seeded_dropout(model, seed):
-    """Within the block, the dropout of paper-mode calls draws from states derived from `seed`
-    alone, so the same calls give the same outputs every time; afterwards the states are put
-    back, leaving every variable of the model as it was."""
-    states = rng_states(model)
-    saved = [np.asarray(state) for state in states]
-    # One stream per dropout layer, as Keras' SeedGenerator states are: [seed, counter].
-    starts = np.random.default_rng(seed).integers(0, 2 ** 31 - 1, size=len(states))
-    for state, start in zip(states, starts):
-        state.assign(np.array([start, 0], dtype=state.dtype))
-    try:
-        yield
-    finally:
-        for state, value in zip(states, saved):
-            state.assign(value)
-
-
-def generate_any_size(generator, inputs, multiple, mode='paper'):
-    """[batch, H, W, C_in] float32 in [-1, 1], any H and W -> [batch, H, W, C_out]: mirror-pads
-    to multiples of `multiple` (2**depth), generates and crops back. Works in a tf.function."""
-    padded, window = preprocessing.pad_to_multiple(inputs, multiple)
-    return preprocessing.crop_padding(generate(generator, padded, mode), window)
-
+from p2p_tf.nets import generation, images
 
 FITS = ('pad', 'resize')
+
+
+def check_fit(fit):
+    if fit not in FITS:
+        raise UserError(f'fit must be one of {FITS}, got {fit!r}')
 
 
 def translate_image(run, image, image_size, fit='pad', tile_size=1024, tile_overlap=128):
     """uint8 [H, W, C_in] of any size -> uint8 [H, W, C_out].
 
     run: float32 [1, h, w, C_in] in [-1, 1] -> [1, h, w, C_out], for h and w multiples of
-    2**depth (depth = log2(image_size)), e.g. `lambda x: generate(generator, x, mode)`.
+    2**depth (depth = log2(image_size)), e.g. `lambda x: generation.generate(generator, x, mode)`.
     fit='pad': mirror-pad to a multiple of 2**depth, translate at the image's own scale and
     crop back; an image with a side longer than tile_size is translated in overlapping tiles
     of tile_size, blended with linear ramps over tile_overlap pixels, so memory is bounded by
@@ -139,8 +35,7 @@ def translate_image(run, image, image_size, fit='pad', tile_size=1024, tile_over
     fit='resize': resize to image_size x image_size, translate, resize back (the training
     scale, whatever the input's scale).
     """
-    if fit not in FITS:
-        raise UserError(f'fit must be one of {FITS}, got {fit!r}')
+    check_fit(fit)
     height, width = image.shape[:2]
     if fit == 'resize':
         source = preprocessing.to_unit_range(preprocessing.resize(image, image_size))
@@ -222,7 +117,7 @@ def input_files(path):
     if os.path.isfile(path):
         return [path]
     if os.path.isdir(path):
-        files = datasets.list_images(path)
+        files = image_files.list_images(path)
         if not files:
             raise UserError(f'no images in {path}')
         return files
@@ -252,8 +147,7 @@ class Translator:
 
     def __init__(self, source, mode=None, fit='pad', tile_size=1024, tile_overlap=128,
                  convert_channels=False, checkpoint=None):
-        if fit not in FITS:
-            raise UserError(f'fit must be one of {FITS}, got {fit!r}')
+        check_fit(fit)
         self.fit, self.tile_size, self.tile_overlap = fit, tile_size, tile_overlap
         self.convert_channels = convert_channels
         if not os.path.exists(source) and not os.path.exists(source + '.index'):
@@ -271,11 +165,9 @@ class Translator:
             signature = loaded.signatures['translate_float']
             self.run = lambda inputs: signature(images=inputs)['translated']
         else:
-            self.mode = mode or 'paper'
-            if self.mode not in MODES:
-                raise UserError(f'mode must be one of {MODES}, got {self.mode!r}')
-            self.generator, self.config = load_generator(source, checkpoint)
-            self.run = lambda inputs: generate(self.generator, inputs, self.mode)
+            self.mode = generation.check_mode(mode or 'paper')
+            self.generator, self.config = workdirs.load_generator(source, checkpoint)
+            self.run = lambda inputs: generation.generate(self.generator, inputs, self.mode)
 
     def translate(self, image):
         """uint8 [H, W, C] -> uint8 [H, W, output_channels]."""
@@ -296,7 +188,7 @@ class Translator:
     def translate_pair(self, path):
         """A side-by-side pair file in the dataset's layout -> uint8 input | output | target
         strip [S, 3S, 3] at the training size S."""
-        datasets.check_pairs([path], min_side=1)
+        image_files.check_pairs([path], min_side=1)
         (source, target), = input_pipeline.eval_dataset([path], self.config).take(1)
         return images.side_by_side(source, self.run(source), target)[0]
 
@@ -316,7 +208,7 @@ class Translator:
         for path in files:
             try:
                 output = (self.translate_pair(path) if paired
-                          else self.translate(images.read_image(path)))
+                          else self.translate(image_files.read_image(path)))
             except ChannelMismatch as e:
                 raise UserError(f'{path}: {e}') from None  # The next files would fail alike.
             except (tf.errors.OpError, UserError) as e:

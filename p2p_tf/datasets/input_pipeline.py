@@ -9,7 +9,7 @@ exactly what an uninterrupted run would have seen, with no iterator state in the
 
 import tensorflow as tf
 
-from p2p_tf import preprocessing
+from p2p_tf.datasets import preprocessing
 
 AUTOTUNE = tf.data.AUTOTUNE
 

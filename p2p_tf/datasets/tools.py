@@ -20,10 +20,10 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-from p2p_tf.datasets import list_images, natural_key
+from p2p_tf import config as config_lib
+from p2p_tf.datasets.image_files import list_images, natural_key, read_header
 from p2p_tf.errors import UserError
 
-SPLITS = ('train', 'val', 'test')
 GRAY_MODES = ('1', 'L')
 OUTPUT_FORMATS = ('png', 'jpg')
 RESAMPLING = {'bicubic': Image.Resampling.BICUBIC, 'nearest': Image.Resampling.NEAREST}
@@ -69,15 +69,6 @@ def images_by_stem(folder, what):
                             f'{os.path.basename(by_stem[stem])} and {os.path.basename(path)}')
         by_stem[stem] = path
     return by_stem
-
-
-def read_header(path):
-    """(width, height), mode from the file's header, without decoding the pixels."""
-    try:
-        with Image.open(path) as image:
-            return image.size, image.mode
-    except (OSError, SyntaxError, ValueError) as e:
-        raise UserError(f'cannot read image {path}: {e}') from None
 
 
 def pair_mode(mode_a, mode_b):
@@ -211,7 +202,7 @@ def plan_split(paths, val, test, seed):
               'test': (sizes['val'], sizes['val'] + sizes['test']),
               'train': (sizes['val'] + sizes['test'], len(paths))}
     plan = {}
-    for name in SPLITS:
+    for name in config_lib.SPLITS:
         start, stop = bounds[name]
         if stop > start:
             plan[name] = sorted((paths[i] for i in order[start:stop]), key=natural_key)
@@ -351,7 +342,7 @@ def dataset_splits(root):
     """[(split name, folder)]: the train/val/test folders of `root`, or `root` itself as one
     split when it has none of them."""
     require_folder(root, 'data folder')
-    splits = [(name, os.path.join(root, name)) for name in SPLITS
+    splits = [(name, os.path.join(root, name)) for name in config_lib.SPLITS
               if os.path.isdir(os.path.join(root, name))]
     if splits:
         return splits

@@ -9,10 +9,11 @@ returns float32 [batch]:
 
 import tensorflow as tf
 
-L1, PSNR, SSIM = 'l1', 'psnr', 'ssim'
-METRIC_NAMES = (L1, PSNR, SSIM)
-# Whether a larger value means a better translation.
-HIGHER_IS_BETTER = {L1: False, PSNR: True, SSIM: True}
+# The names (and whether higher is better) are the config's, so that checking best_metric needs
+# no TensorFlow.
+from p2p_tf.config import HIGHER_IS_BETTER, METRIC_NAMES
+
+L1, PSNR, SSIM = METRIC_NAMES
 
 # Identical images have zero error and infinite PSNR; the mean squared error is floored so that
 # they score this cap instead, which keeps means over a split finite.

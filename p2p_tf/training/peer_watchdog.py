@@ -1,4 +1,4 @@
-"""A watchdog process for the start of a multi-worker run (p2p_tf/distribution.py).
+"""A watchdog process for the start of a multi-worker run (p2p_tf/training/distribution.py).
 
 Creating a MultiWorkerMirroredStrategy waits inside TensorFlow, holding Python's global lock and
 with no time limit, until every worker of TF_CONFIG has joined; TensorFlow also takes over

@@ -2,10 +2,9 @@
 
 import os
 
-import numpy as np
 import tensorflow as tf
 
-from p2p_tf import preprocessing
+from p2p_tf.datasets import preprocessing
 
 
 def side_by_side(*images):
@@ -22,9 +21,3 @@ def write_png(image, path):
         image = preprocessing.to_uint8(image)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tf.io.write_file(path, tf.io.encode_png(image))
-
-
-def read_image(path):
-    """Image file -> uint8 numpy [H, W, C] with the file's own channel count (1-4)."""
-    contents = tf.io.read_file(path)
-    return np.asarray(tf.io.decode_image(contents, expand_animations=False))

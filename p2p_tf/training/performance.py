@@ -13,7 +13,7 @@ GPU choices follow common practice and are not yet measured by the project.
 ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass
 over the 57 million weights and moments instead of several.
 `config.matmul_weight_gradients` (default on) is the fourth setting; it lives with the layers
-it changes (p2p_tf/layers.py).
+it changes (p2p_tf/nets/layers.py).
 """
 
 import functools
@@ -60,15 +60,6 @@ def choose_xla(setting):
     if setting != AUTO:
         return setting
     return 'on' if has_gpu() else 'off'
-
-
-def resolve(config):
-    """A resolved config with precision and xla fixed for this machine (recorded in the
-    workdir's config.json, so a run says what it used)."""
-    config = config.copy_and_resolve_references()
-    config.precision = choose_precision(config.precision)
-    config.xla = choose_xla(config.xla)
-    return config
 
 
 class FusedAdam(keras.optimizers.Adam):

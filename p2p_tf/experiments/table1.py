@@ -1,5 +1,5 @@
 """The paper's loss ablation (Table 1): L1 alone, cGAN alone and L1+cGAN on facades labels ->
-photo, each scored by the FCN-score segmenter (p2p_tf/segmentation.py) beside the ground-truth
+photo, each scored by the FCN-score segmenter (p2p_tf/evaluation/fcn_score.py) beside the ground-truth
 row of real photos.
 
 `run_ablation` is what `python -m p2p_tf.table1` runs. Every stage resumes: a finished run or
@@ -12,9 +12,14 @@ import os
 
 import numpy as np
 
-from p2p_tf import evaluation, images, inference, input_pipeline, metrics, segmentation, training
 from p2p_tf import config as config_lib
+from p2p_tf import workdirs
+from p2p_tf.datasets import examples as examples_lib
+from p2p_tf.datasets import input_pipeline
 from p2p_tf.errors import UserError
+from p2p_tf.evaluation import fcn_score, metrics, scoring
+from p2p_tf.nets import generation, images
+from p2p_tf.training import pix2pix, scorer_training
 
 SCORER_FOLDER = 'fcn'
 REPORT_FILENAME = 'table1.json'
@@ -41,27 +46,27 @@ def run_ablation(variant_configs, scorer_config, workdir, data_dir=None, split='
     scorer_config.image_size = sizes.pop()
     os.makedirs(workdir, exist_ok=True)
     for name, config in variant_configs.items():
-        training.train(config, os.path.join(workdir, name), data_dir, stream)
+        pix2pix.train(config, os.path.join(workdir, name), data_dir, stream)
     scorer_dir = os.path.join(workdir, SCORER_FOLDER)
-    segmentation.train_scorer(scorer_config, scorer_dir, data_dir, stream)
+    scorer_training.train_scorer(scorer_config, scorer_dir, data_dir, stream)
 
     rows, variants = [], {}
     for name, config in resolved.items():
         run = os.path.join(workdir, name)
-        scores = segmentation.score_run(scorer_dir, run, split, data_dir)
-        quality = evaluation.evaluate_run(run, split, data_dir=data_dir, sheet_images=0)
-        row = segmentation.objective_name(config)
+        scores = fcn_score.score_run(scorer_dir, run, split, data_dir)
+        quality = scoring.evaluate_run(run, split, data_dir=data_dir, sheet_images=0)
+        row = fcn_score.objective_name(config)
         variants[name] = dict(
             row=row, fcn_scores=scores, image_metrics=quality['overall'], step=quality['step'],
             l1_weight=config.l1_weight, gan_weight=config.gan_weight)
         rows.append((row, scores))
-    ground_truth = segmentation.score_real(scorer_dir, split, data_dir)
-    rows.append((segmentation.GROUND_TRUTH_ROW, ground_truth))
+    ground_truth = fcn_score.score_real(scorer_dir, split, data_dir)
+    rows.append((fcn_score.GROUND_TRUTH_ROW, ground_truth))
 
     write_samples(list(resolved), workdir, split, data_dir, sample_images)
     report = dict(split=split, dataset=datasets.pop(), image_size=scorer_config.image_size,
                   variants=variants, ground_truth=ground_truth,
-                  scorer=scorer_config.to_dict(), table=segmentation.format_table(rows),
+                  scorer=scorer_config.to_dict(), table=fcn_score.format_table(rows),
                   image_metric_names=list(metrics.METRIC_NAMES))
     with open(os.path.join(workdir, REPORT_FILENAME), 'w') as f:
         json.dump(report, f, indent=2)
@@ -72,15 +77,15 @@ def run_ablation(variant_configs, scorer_config, workdir, data_dir=None, split='
 def write_samples(names, workdir, split, data_dir, count):
     """WORKDIR/samples.png: for the first `count` images of the split, input | each run's
     paper-mode translation | target, one row per image."""
-    config = config_lib.load(os.path.join(workdir, names[0]))
-    examples = training.split_examples(config, split, data_dir)
+    config = workdirs.read_config(os.path.join(workdir, names[0]))
+    examples = examples_lib.split_examples(config, split, data_dir)
     pairs = list(input_pipeline.eval_dataset(examples, config).take(count))
     outputs = []
     for name in names:
-        generator, run_config = inference.load_generator(os.path.join(workdir, name))
-        # Dropout seeded the way scoring seeds it (inference.seeded_dropout).
-        with inference.seeded_dropout(generator, run_config.seed):
-            outputs.append(np.concatenate([inference.generate(generator, inputs, 'paper')
+        generator, run_config = workdirs.load_generator(os.path.join(workdir, name))
+        # Dropout seeded the way scoring seeds it (generation.seeded_dropout).
+        with generation.seeded_dropout(generator, run_config.seed):
+            outputs.append(np.concatenate([generation.generate(generator, inputs, 'paper')
                                            for inputs, _ in pairs], axis=0))
     inputs, targets = (np.concatenate(side, axis=0) for side in zip(*pairs))
     strip = images.side_by_side(inputs, *outputs, targets)

@@ -20,7 +20,7 @@ import sys
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import peer_watchdog
+from p2p_tf.training import peer_watchdog, performance
 from p2p_tf.errors import UserError
 
 STRATEGIES = config_lib.STRATEGIES
@@ -44,7 +44,7 @@ def create_strategy(name=config_lib.AUTO, global_batch=None, tpu=None,
       GPU (one, unless the CPU was split with split_cpu).
     multi_worker: MultiWorkerMirroredStrategy over the machines TF_CONFIG names; waits at most
       `peer_timeout` seconds for every worker to join, then ends the process (SIGKILL) with a
-      message naming the workers that do not answer (p2p_tf/peer_watchdog.py says why).
+      message naming the workers that do not answer (p2p_tf/training/peer_watchdog.py says why).
     tpu: TPUStrategy on the TPU at `tpu` (default: the one the environment names).
     """
     stream = stream or sys.stdout
@@ -186,16 +186,20 @@ def per_replica_batch(global_batch, strategy):
     return global_batch // replicas
 
 
-def resolve(config, strategy):
-    """A resolved config with the settings that depend on the strategy fixed: the global batch
-    checked, sync_batch_norm 'on' or 'off', and precision bfloat16 on TPUs when left to auto."""
-    config = config.copy_and_resolve_references()
+def resolve_run(config, strategy):
+    """The one resolve of a training run's config: config.resolve (dataset facts and checks,
+    no TensorFlow), then the settings that depend on the strategy and the machine: the global
+    batch checked, sync_batch_norm 'on' or 'off', precision (bfloat16 on TPUs when left to
+    auto) and xla. Returns a new ConfigDict; a resolved config resolves to an equal one."""
+    config = config_lib.resolve(config)
     batch = per_replica_batch(config.batch_size, strategy)
     if config.sync_batch_norm == config_lib.AUTO:
         replicas = strategy.num_replicas_in_sync
         config.sync_batch_norm = 'on' if replicas > 1 and batch == 1 else 'off'
     if isinstance(strategy, tf.distribute.TPUStrategy) and config.precision == config_lib.AUTO:
         config.precision = 'mixed_bfloat16'
+    config.precision = performance.choose_precision(config.precision)
+    config.xla = performance.choose_xla(config.xla)
     return config
 
 

@@ -1,0 +1,1 @@
+"""Measuring translation quality: image metrics, scoring a run on a split, the FCN-score."""

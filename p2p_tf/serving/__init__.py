@@ -1,0 +1,1 @@
+"""Using a trained generator: translating images of any size and exporting it."""
