@@ -9,7 +9,7 @@ colon:
 
 `python -m p2p_tf.table1 --data_dir=../shared/datasets --workdir=runs/table1` trains all three
 (resuming whatever is done), trains the FCN-score segmenter on the real photos at the same size
-and prints the Table 1 layout; README "Reproducing Table 1" has the figures of a real run.
+and prints the Table 1 layout; docs/evaluation.md has the figures of a real run.
 """
 
 import os

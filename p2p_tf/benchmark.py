@@ -3,8 +3,11 @@
 Prints a table and (with --json) writes the machine, versions, settings and figures:
 - training images/s at --image_size and --batch_size on synthetic tensors, for each variant in
   --variants: `reference` is the TensorFlow tutorial's plain float32 step (same networks,
-  losses and optimizer, no speed options); `fast` is the project's defaults (p2p_tf/training/performance.py);
+  losses and optimizer, no speed options); `fast` is the project's defaults
+  (p2p_tf/training/performance.py);
   `bfloat16`, `float16` and `xla` are `fast` with that one setting forced;
+- the rate of `fast` through the real step loop (progress, losses fetched every log_every
+  steps, summaries), as a ratio to its bare steps;
 - the end-to-end training rate of `fast` reading real data through the input pipeline;
 - the input pipeline alone (decode, cache, jitter, mirroring), images/s;
 - the latency of translating one image: the tutorial-style eager `generator(x, training=True)`
@@ -24,7 +27,6 @@ over --windows timed windows after warm-up steps. Timings are never checked by t
 
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
@@ -32,12 +34,12 @@ import sys
 import tempfile
 import time
 
-from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up logging)
-
 from absl import flags
 
+from p2p_tf import cli  # Before TensorFlow loads: it quiets its start-up logging.
 from p2p_tf import config as config_lib
 from p2p_tf.errors import UserError
+from p2p_tf.experiments import benchmark_report
 
 # Training variants: config overrides on top of the project's defaults.
 VARIANTS = {
@@ -48,7 +50,7 @@ VARIANTS = {
     'float16': dict(precision='mixed_float16'),
     'xla': dict(xla='on'),
 }
-SECTIONS = ('train', 'train_real_data', 'pipeline', 'inference', 'quality')
+SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality')
 DEFAULT_SECTIONS = SECTIONS[:-1]
 
 _VARIANTS = flags.DEFINE_list('variants', ['reference', 'fast'],
@@ -139,6 +141,31 @@ def measure_training(variant, real_data):
     return dict(images_per_second=statistics.median(rates), windows=rates,
                 precision=config.precision, xla=config.xla, fused_adam=config.fused_adam,
                 matmul_weight_gradients=config.matmul_weight_gradients)
+
+
+def measure_loop():
+    """The fast variant through the real step loop (pix2pix.run_loop: progress, losses fetched
+    every log_every steps, summaries) on synthetic tensors, to set against the bare steps."""
+    import io
+
+    import tensorflow as tf
+
+    from p2p_tf.training import pix2pix
+    from p2p_tf.training.progress import Progress
+    from p2p_tf.training.trainer import Trainer
+    config = base_config('fast')
+    trainer = Trainer(config, total_steps=10 ** 9)
+    shape = [config.batch_size, config.image_size, config.image_size, 3]
+    inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+    batches = iter(tf.data.Dataset.from_tensors((inputs, targets)).repeat())
+    progress = Progress(10 ** 9, config.batch_size, config.log_every, io.StringIO())
+
+    def run_steps(count):
+        pix2pix.run_loop(trainer, batches, None, progress, int(trainer.step) + count)
+
+    rates = timed_windows(run_steps, _STEPS_PER_WINDOW.value)
+    return dict(images_per_second=statistics.median(rates), windows=rates,
+                log_every=config.log_every)
 
 
 def measure_pipeline():
@@ -237,6 +264,8 @@ def run_case(case):
     """One measurement in this process -> its figures and this process's peak memory."""
     if case.startswith('train:'):
         result = measure_training(case.split(':', 1)[1], real_data=False)
+    elif case == 'train_loop':
+        result = measure_loop()
     elif case == 'train_real_data':
         result = measure_training('fast', real_data=True)
     elif case == 'pipeline':
@@ -262,29 +291,6 @@ def run_in_subprocess(case):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def machine():
-    """What ran the benchmark: CPU model, cores, GPUs, library versions."""
-    import keras
-    import tensorflow as tf
-
-    import p2p_tf
-    from p2p_tf.training import performance
-    model = platform.processor()
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            model = next((line.split(':', 1)[1].strip() for line in cpuinfo
-                          if line.startswith('model name')), model)
-    except OSError:
-        pass
-    gpus = [tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
-            for gpu in tf.config.list_physical_devices('GPU')]
-    flags_of_note = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
-    return dict(cpu=model, cpu_cores=os.cpu_count(),
-                cpu_flags=[f for f in flags_of_note if f in performance.cpu_flags()],
-                gpus=gpus, python=platform.python_version(), tensorflow=tf.__version__,
-                keras=keras.__version__, p2p_tf=p2p_tf.__version__)
-
-
 def collect():
     """Runs every requested measurement; returns the report dict."""
     unknown = sorted(set(_VARIANTS.value) - set(VARIANTS)) + sorted(
@@ -295,10 +301,10 @@ def collect():
     if 'train' in _SECTIONS.value:
         variants = ['reference'] + [v for v in _VARIANTS.value if v != 'reference']
         results['train'] = {v: run_in_subprocess(f'train:{v}') for v in variants}
-    for section in ('train_real_data', 'pipeline', 'inference', 'quality'):
+    for section in ('train_loop', 'train_real_data', 'pipeline', 'inference', 'quality'):
         if section in _SECTIONS.value:
             results[section] = run_in_subprocess(section)
-    add_ratios(results)
+    benchmark_report.add_ratios(results)
     config = base_config()
     settings = dict(image_size=config.image_size, batch_size=config.batch_size,
                     generator_filters=config.generator_filters,
@@ -309,75 +315,8 @@ def collect():
                             quality_window=_QUALITY_WINDOW.value)
                        if 'quality' in _SECTIONS.value else {}))
     return dict(command=' '.join(['python -m p2p_tf.benchmark'] + sys.argv[1:]),
-                date=time.strftime('%Y-%m-%d %H:%M:%S %Z'), machine=machine(),
+                date=time.strftime('%Y-%m-%d %H:%M:%S %Z'), machine=benchmark_report.machine(),
                 settings=settings, results=results)
-
-
-def add_ratios(results):
-    """Speed and memory relative to the reference (and the pipeline relative to training)."""
-    reference = results.get('train', {}).get('reference')
-    for figures in list(results.get('train', {}).values()) + [results.get('train_real_data')]:
-        if figures and reference:
-            figures['speed_ratio'] = figures['images_per_second'] / reference['images_per_second']
-            figures['memory_ratio'] = figures['peak_rss_mb'] / reference['peak_rss_mb']
-    consumer = results.get('train_real_data') or results.get('train', {}).get('fast')
-    if 'pipeline' in results and consumer:
-        results['pipeline']['ratio_to_training'] = (
-            results['pipeline']['images_per_second'] / consumer['images_per_second'])
-    inference = results.get('inference')
-    if inference:
-        eager = inference['latency']['eager_training_call']['milliseconds']
-        for figures in inference['latency'].values():
-            figures['speedup_over_eager'] = eager / figures['milliseconds']
-
-
-def table(report):
-    """The report as aligned text lines."""
-    results = report['results']
-    lines = [f"{report['machine']['cpu']}, {report['machine']['cpu_cores']} cores"
-             + (f", GPU: {', '.join(report['machine']['gpus'])}" if report['machine']['gpus']
-                else ', no GPU')
-             + f"; TensorFlow {report['machine']['tensorflow']}",
-             f"{report['settings']['image_size']}x{report['settings']['image_size']}, batch "
-             f"{report['settings']['batch_size']}", '',
-             f"{'measurement':34} {'speed':>14} {'vs reference':>13} {'peak memory':>12}"]
-
-    def row(name, speed, ratio, memory):
-        ratio = f'{ratio:.2f}x' if ratio is not None else ''
-        lines.append(f'{name:34} {speed:>14} {ratio:>13} {memory:>9.0f} MB')
-
-    for variant, figures in results.get('train', {}).items():
-        label = f"train {variant} ({figures['precision']}, xla {figures['xla']})"
-        row(label[:34], f"{figures['images_per_second']:.3f} img/s",
-            figures.get('speed_ratio'), figures['peak_rss_mb'])
-    if 'train_real_data' in results:
-        figures = results['train_real_data']
-        row('train fast, real data', f"{figures['images_per_second']:.3f} img/s",
-            figures.get('speed_ratio'), figures['peak_rss_mb'])
-    if 'pipeline' in results:
-        figures = results['pipeline']
-        row('input pipeline alone', f"{figures['images_per_second']:.0f} img/s", None,
-            figures['peak_rss_mb'])
-        if 'ratio_to_training' in figures:
-            lines.append(f"{'':34} {figures['ratio_to_training']:.0f}x what training consumes")
-    for name, figures in results.get('inference', {}).get('latency', {}).items():
-        lines.append(f"{'inference ' + name:34} {figures['milliseconds']:>11.1f} ms "
-                     f"{figures['speedup_over_eager']:>7.2f}x eager")
-    if 'inference' in results:
-        lines.append(f"{'':34} (inference peak memory {results['inference']['peak_rss_mb']:.0f}"
-                     ' MB, all four in one process)')
-    quality = results.get('quality')
-    if quality:
-        settings = report['settings']
-        lines.append(f"quality, {settings['quality_steps']} steps at {settings['quality_size']}"
-                     f"x{settings['quality_size']}, largest gap between "
-                     f"{settings['quality_window']}-step loss means:")
-        for name in ('gen_l1', 'disc'):
-            lines.append(f"  {name:8} fast vs reference {quality['fast_vs_reference'][name]:.4f}"
-                         f"; reference seed 1 vs seed 0 {quality['seed_1_vs_seed_0'][name]:.4f}")
-        lines.append(f"  {'passed' if quality['passed'] else 'FAILED'}: the fast run stays as "
-                     'close to the reference as a reseeded reference')
-    return lines
 
 
 def main():
@@ -385,7 +324,7 @@ def main():
         print(json.dumps(run_case(_CASE.value)))
         return
     report = collect()
-    print('\n'.join(table(report)))
+    print('\n'.join(benchmark_report.table(report)))
     if _JSON.value:
         with open(_JSON.value, 'w') as f:
             json.dump(report, f, indent=2)

@@ -34,9 +34,10 @@ DATASET_FACTS = {
     'edges2shoes': dict(direction='AtoB', epochs=15, batch_size=4),
     'edges2handbags': dict(direction='AtoB', epochs=15, batch_size=4),
     'night2day': dict(direction='AtoB', epochs=17, batch_size=4),
-    # Not in the paper: outline -> filled digit, built from TFDS mnist (p2p_tf/datasets/mnist_pairs.py).
-    # One pass over its 60,000 pairs is 60,000 steps of batch 1, in step count close to the
-    # paper's facades run (80,000), on an easier task at a quarter of the pixels.
+    # Not in the paper: outline -> filled digit, built from TFDS mnist
+    # (p2p_tf/datasets/mnist_pairs.py). One pass over its 60,000 pairs is 60,000 steps of batch 1,
+    # in step count close to the paper's facades run (80,000), on an easier task at a quarter of the
+    # pixels.
     'mnist_pairs': dict(direction='AtoB', epochs=1, batch_size=1),
 }
 # The datasets of the pix2pix authors' archives, read through the TFDS builder `pix2pix`.
@@ -140,7 +141,7 @@ def get_config(kind=None):
     # Identical with one replica.
     config.sync_batch_norm = AUTO
 
-    # Speed: none of these changes the model or the objective (README, "Speed").
+    # Speed: none of these changes the model or the objective (docs/speed.md).
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
     config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).

@@ -1,10 +1,11 @@
-"""Prepare and check datasets of side-by-side pairs:
+"""Prepare side-by-side pairs and check datasets in any layout training reads:
 
     python -m p2p_tf.data combine --a=photos --b=labels --out=pairs
     python -m p2p_tf.data split --src=pairs --out=my_data --val=0.1 --test=0.1 --seed=0
     python -m p2p_tf.data check my_data
 
-The work is done by `p2p_tf.datasets.tools`; this file parses the arguments and prints what it returns.
+The work is done by `p2p_tf.datasets.tools` (combine, split) and `p2p_tf.datasets.checking`
+(check); this file parses the arguments and prints what they return.
 absl flags have no subcommands, so this command uses argparse, with the error convention of
 the other commands (`p2p_tf.cli`): bad input is one line on stderr and exit status 2.
 """
@@ -15,11 +16,15 @@ import sys
 from p2p_tf import cli
 from p2p_tf.errors import UserError
 
-CHECK_HELP = """Decode every image of a dataset and report its image counts, sizes, channel
-counts, unreadable or truncated files, files that are not twice as wide as high (halves of
-different sizes) and byte-identical files within or across splits. DIR holds split folders
-(train/, val/, test/) or is itself a folder of images. Exit status: 0 if no problems were
-found, 1 if some were (listed), 2 for bad usage (e.g. a missing folder)."""
+CHECK_HELP = """Read a dataset as training would and decode every image. DIR holds splits
+(train/, val/, test/ folders of side-by-side pairs or of A/ and B/ folders, or train.csv, val.csv,
+test.csv manifests with columns a,b) or is itself one folder of pairs (side-by-side files, or A/
+and B/). Per split: its layout, pair count, image sizes and channel counts, and the pairs whose A
+and B differ in size (training resizes both). Problems: unreadable or truncated files,
+side-by-side files that are not twice as wide as high, files in A/ or B/ without a partner,
+manifests without the a,b header or naming missing files, empty splits, and byte-identical files
+within or across splits. Exit status: 0 if no problems were found, 1 if some were (listed), 2 for
+bad usage (e.g. a missing folder)."""
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -67,7 +72,8 @@ def build_parser():
     split.add_argument('--link', action='store_true',
                        help='hard-link instead of copying (same file system only)')
 
-    check = commands.add_parser('check', help='report what is in a dataset and what is wrong',
+    check = commands.add_parser('check', help='report what is in a dataset (any layout training '
+                                              'reads) and what is wrong',
                                 description=CHECK_HELP)
     check.add_argument('dir', metavar='DIR', help='dataset folder')
     return parser
@@ -107,32 +113,44 @@ def run_split(args):
 
 
 def run_check(args):
-    from p2p_tf.datasets import tools as pairs
-    report = pairs.check(args.dir)
+    from p2p_tf.datasets import checking
+    report = checking.check(args.dir)
     for line in report_lines(report):
         print(line)
     return 0 if report.ok else 1
 
 
 PROBLEM_TITLES = {'unreadable': 'unreadable', 'not_a_pair': 'not a pair',
-                  'duplicate': 'duplicate', 'empty_split': 'empty split'}
+                  'duplicate': 'duplicate', 'empty_split': 'empty split',
+                  'unmatched': 'no partner', 'missing_file': 'missing file',
+                  'bad_manifest': 'bad manifest', 'no_training_pairs': 'nothing to train on'}
 
 
 def report_lines(report):
-    """The check report as text: per split its count, sizes and modes, then every problem."""
-    from p2p_tf.datasets import tools as pairs
+    """The check report as text: per split its layout, pair and file counts, sizes, modes and
+    the pairs whose A and B differ in size, then every problem."""
+    from p2p_tf.datasets import checking, layouts
     lines = [f'{report.root}:']
     for split in report.splits:
         unreadable = sum(1 for i in split.images if i.error)
-        lines.append(f'  {split.name}: {len(split.images)} image(s) in {split.folder}'
+        files = (f', {len(split.images)} image(s)' if len(split.images) != len(split.pairs)
+                 else '')
+        lines.append(f'  {split.name}: {len(split.pairs)} pair(s) in {split.source} '
+                     f'({layouts.LAYOUT_NAMES[split.layout]}{files})'
                      + (f', {unreadable} unreadable' if unreadable else ''))
         if split.images:
             sizes = [f'{w}x{h} ({n})' for (w, h), n in split.sizes.most_common()]
             lines.append(f'    sizes: {", ".join(sizes[:8])}'
                          + (f' and {len(sizes) - 8} more' if len(sizes) > 8 else ''))
-            modes = [f'{mode}, {pairs.channel_count(mode)} channel(s) ({n})'
+            modes = [f'{mode}, {checking.channel_count(mode)} channel(s) ({n})'
                      for mode, n in split.modes.most_common()]
             lines.append(f'    modes: {"; ".join(modes)}')
+        if split.resized:
+            a, b = split.resized[0]
+            lines.append(f'    A and B differ in size in {len(split.resized)} pair(s), e.g. '
+                         f'{a.path} ({a.size[0]}x{a.size[1]}) and {b.path} '
+                         f'({b.size[0]}x{b.size[1]}): training resizes both')
+    lines += [f'note: {note}' for note in report.notes]
     if report.ok:
         lines.append('no problems found')
         return lines

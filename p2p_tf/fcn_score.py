@@ -5,18 +5,18 @@
     python -m p2p_tf.fcn_score evaluate --fcn_dir=runs/fcn_facades --workdir=runs/facades \
         [--split=val] [--checkpoint=PATH] [--json=scores.json]
 
-`train` fits the segmenter to the dataset's real photos (config: --config=configs/fcn/facades.py
-or the defaults, config.get_scorer_config() in p2p_tf/config.py, fields overridden with --config.FIELD=VALUE; run again
-to resume). `evaluate` prints the paper's Table 1 layout with the run's row and the ground-truth
-row (the real photos).
+`train` fits the segmenter to the dataset's real photos (config: --config=configs/fcn/facades.py or
+the defaults, config.get_scorer_config() in p2p_tf/config.py, fields overridden with
+--config.FIELD=VALUE; run again to resume). `evaluate` prints the paper's Table 1 layout with the
+run's row and the ground-truth row (the real photos).
 """
 
 import json
 import os
 
-from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up logging)
-
 from absl import flags
+
+from p2p_tf import cli  # Before TensorFlow loads: it quiets its start-up logging.
 
 COMMANDS = ('train', 'evaluate')
 

@@ -24,9 +24,9 @@ _SPLIT = flags.DEFINE_string('split', 'val', 'Split whose translations are score
 
 
 def main():
-    from p2p_tf.experiments import table1 as ablation
     from p2p_tf import config as config_lib
     from p2p_tf.errors import UserError
+    from p2p_tf.experiments import table1 as ablation
     variants_module = config_lib.config_file_module(_CONFIG.value)
     names = _VARIANTS.value or list(variants_module.VARIANTS)
     unknown = sorted(set(names) - set(variants_module.VARIANTS))

@@ -8,10 +8,9 @@ copy of the data. Running again with the same workdir resumes. `--strategy` pick
 
 import os
 
-from p2p_tf import cli  # noqa: I001  (first: it quiets TensorFlow's start-up logging)
-
 from absl import flags
 
+from p2p_tf import cli  # Before TensorFlow loads: it quiets its start-up logging.
 from p2p_tf import config as config_lib
 from p2p_tf.training import peer_watchdog
 
@@ -39,14 +38,17 @@ _PEER_TIMEOUT = flags.DEFINE_float(
 
 
 def main():
-    from p2p_tf.training import distribution, pix2pix
     config = _CONFIG.value
     if _DATASET.value:
         config.dataset = _DATASET.value
+    # The checks that need no TensorFlow come before it loads, so a mistyped option or
+    # dataset is answered at once; train() resolves the rest for the strategy.
+    config = config_lib.resolve(config)
+    from p2p_tf.training import distribution, pix2pix
     # The strategy comes first: multi-worker collectives must be set up before TensorFlow
     # starts its runtime.
     strategy = distribution.create_strategy(
-        _STRATEGY.value, global_batch=config_lib.resolve(config).batch_size, tpu=_TPU.value,
+        _STRATEGY.value, global_batch=config.batch_size, tpu=_TPU.value,
         peer_timeout=_PEER_TIMEOUT.value)
     pix2pix.train(config, _WORKDIR.value, _DATA_DIR.value, strategy=strategy)
 

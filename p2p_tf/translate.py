@@ -39,8 +39,8 @@ _CONVERT_CHANNELS = flags.DEFINE_boolean('convert_channels', False, 'Convert inp
 
 
 def main():
-    from p2p_tf.serving import translation
     from p2p_tf.errors import UserError
+    from p2p_tf.serving import translation
     if bool(_WORKDIR.value) == bool(_EXPORT_DIR.value):
         raise UserError('give exactly one of --workdir and --export_dir')
     translator = translation.Translator(

@@ -82,7 +82,8 @@ def steps(out):
         examples = tf.data.Dataset.from_tensor_slices(
             tuple(np.concatenate(column) for column in zip(*batches)))
         dataset = distribution.distribute_dataset(
-            strategy, lambda batch, shards, shard: examples.shard(shards, shard).batch(batch), 2)
+            strategy, lambda batch, shards, shard, examples=examples:
+            examples.shard(shards, shard).batch(batch), 2)
         losses = [trainer.train_step(inputs, targets) for inputs, targets in dataset]
         results[f'{name}_losses'] = [[float(step[key]) for key in trainer_lib.LOSS_NAMES]
                                      for step in losses]

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-from conftest import REPO, run_command, synthetic_label_pair
 from PIL import Image
 
 from p2p_tf import config as config_lib
@@ -12,6 +11,8 @@ from p2p_tf import workdirs
 from p2p_tf.datasets import image_files
 from p2p_tf.errors import UserError
 from p2p_tf.experiments import table1 as ablation
+
+from conftest import REPO, run_command, synthetic_label_pair
 
 VARIANTS_FILE = '''
 from p2p_tf.config import get_config as paper_config
@@ -71,7 +72,8 @@ def test_the_command_prints_the_papers_table_and_writes_the_report(table1):
     assert [report['variants'][v]['gan_weight'] for v in ('l1', 'l1_cgan')] == [0.0, 1.0]
     # The scorer was trained at the runs' size, not its config file's 128.
     assert report['image_size'] == 32
-    assert workdirs.read_scorer_config(str(folder / 'runs' / ablation.SCORER_FOLDER)).image_size == 32
+    scorer_dir = folder / 'runs' / ablation.SCORER_FOLDER
+    assert workdirs.read_scorer_config(str(scorer_dir)).image_size == 32
     for scores in [v['fcn_scores'] for v in report['variants'].values()] + [
             report['ground_truth']]:
         assert scores['images'] == VAL_IMAGES

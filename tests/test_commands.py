@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED_DATA, run_command
 from PIL import Image
+
+from conftest import require_shared_data, run_command
 
 
 def error_line(result):
@@ -43,8 +44,9 @@ def file_states(folder):
 @pytest.fixture(scope='module')
 def tiny_run(tmp_path_factory):
     """Trains configs/tiny.py on the shared facades; returns (workdir, CompletedProcess)."""
+    data_dir = require_shared_data()
     workdir = tmp_path_factory.mktemp('tiny_run') / 'run'
-    result = run_command('p2p_tf.train', '--config=configs/tiny.py', f'--data_dir={SHARED_DATA}',
+    result = run_command('p2p_tf.train', '--config=configs/tiny.py', f'--data_dir={data_dir}',
                          f'--workdir={workdir}')
     return workdir, result
 

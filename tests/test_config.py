@@ -3,11 +3,12 @@
 import json
 
 import pytest
-from conftest import REPO
 
 from p2p_tf import config as config_lib
 from p2p_tf import workdirs
 from p2p_tf.errors import UserError
+
+from conftest import REPO
 
 
 def test_paper_defaults():

@@ -5,12 +5,13 @@ import os
 
 import numpy as np
 import pytest
-from conftest import tiny_config, write_pairs
 from PIL import Image
 
 from p2p_tf.datasets import image_files, input_pipeline, layouts
 from p2p_tf.errors import UserError
 from p2p_tf.training import pix2pix
+
+from conftest import tiny_config, write_pairs
 
 
 def write_image(path, pixels):

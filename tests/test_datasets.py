@@ -4,11 +4,12 @@ import os
 
 import numpy as np
 import pytest
-from conftest import make_archive, write_pairs
 from PIL import Image
 
 from p2p_tf.datasets import image_files, layouts, sources
 from p2p_tf.errors import UserError
+
+from conftest import make_archive, write_pairs
 
 
 @pytest.fixture(autouse=True)

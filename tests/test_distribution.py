@@ -15,6 +15,7 @@ import types
 
 import numpy as np
 import pytest
+
 from conftest import REPO, run_command
 
 WORKER_SCRIPT = str(REPO / 'tests' / 'distributed_worker.py')
@@ -50,8 +51,9 @@ def test_mirrored_step_equals_single_device_step(tmp_path):
                             capture_output=True, text=True, timeout=300, cwd=str(REPO))
     assert result.returncode == 0, result.stderr[-3000:]
     r = np.load(out)
-    run_weights = lambda name: [r[k] for k in sorted(
-        (k for k in r if k.startswith(f'{name}_w')), key=lambda k: int(k.rsplit('w', 1)[1]))]
+    def run_weights(name):
+        return [r[k] for k in sorted(
+            (k for k in r if k.startswith(f'{name}_w')), key=lambda k: int(k.rsplit('w', 1)[1]))]
 
     # Batch 1 per replica turns synchronized BatchNorm on by default; one replica needs none.
     assert str(r['mirrored_sync']) == 'on' and str(r['single_sync']) == 'off'
@@ -173,20 +175,23 @@ def test_read_tf_config_accepts_a_cluster():
 
 
 def test_global_batch_must_split_over_replicas():
-    from conftest import tiny_config
-
     from p2p_tf.errors import UserError
     from p2p_tf.training import distribution
+
+    from conftest import tiny_config
     two_replicas = types.SimpleNamespace(num_replicas_in_sync=2)
     with pytest.raises(UserError, match='batch_size 3 .* does not split over 2 replicas'):
         distribution.per_replica_batch(3, two_replicas)
     assert distribution.per_replica_batch(4, two_replicas) == 2
     # auto: synchronized only when a replica sees a batch of 1.
-    assert distribution.resolve_run(tiny_config(batch_size=2), two_replicas).sync_batch_norm == 'on'
-    assert distribution.resolve_run(tiny_config(batch_size=4), two_replicas).sync_batch_norm == 'off'
+    def sync_batch_norm(strategy, **overrides):
+        return distribution.resolve_run(tiny_config(**overrides), strategy).sync_batch_norm
+
+    assert sync_batch_norm(two_replicas, batch_size=2) == 'on'
+    assert sync_batch_norm(two_replicas, batch_size=4) == 'off'
     one = types.SimpleNamespace(num_replicas_in_sync=1)
-    assert distribution.resolve_run(tiny_config(batch_size=1), one).sync_batch_norm == 'off'
-    assert distribution.resolve_run(tiny_config(sync_batch_norm='on'), one).sync_batch_norm == 'on'
+    assert sync_batch_norm(one, batch_size=1) == 'off'
+    assert sync_batch_norm(one, sync_batch_norm='on') == 'on'
 
 
 def test_auto_and_default_are_one_device_here_and_tpu_is_an_error():

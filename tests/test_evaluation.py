@@ -9,9 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_command, tiny_config, write_pairs
 from PIL import Image
-from test_training import assert_same_state, run_state
 
 from p2p_tf import config as config_lib
 from p2p_tf import workdirs
@@ -20,6 +18,9 @@ from p2p_tf.errors import UserError
 from p2p_tf.evaluation import metrics, scoring
 from p2p_tf.nets import models
 from p2p_tf.training import periodic, pix2pix
+
+from conftest import run_command, tiny_config, write_pairs
+from test_training import assert_same_state, run_state
 
 EVAL_OVERRIDES = dict(dataset='folder', steps=4, eval_every=2, checkpoint_every=2)
 

@@ -10,7 +10,6 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_command, tiny_config
 from PIL import Image
 from test_inference import randomize
 
@@ -21,9 +20,11 @@ from p2p_tf.nets import generation, models
 from p2p_tf.serving import export as export_lib
 from p2p_tf.serving import translation
 
+from conftest import run_command, tiny_config
+
 STEP = 7
-# Largest |TFLite - SavedModel| of translate_float in [-1, 1] units, as the README states them
-# (measured on a trained 128x128 facades run: 3e-6, 1e-3 and 0.12).
+# Largest |TFLite - SavedModel| of translate_float in [-1, 1] units, as docs/translating.md
+# states them (measured on a trained 128x128 facades run: 3e-6, 1e-3 and 0.12).
 TFLITE_TOLERANCES = {'float32': 1e-5, 'float16': 1e-2, 'dynamic_range': 0.15}
 
 # Loads an export and runs it in a process that never imports p2p_tf.
@@ -76,7 +77,8 @@ def run_dir(tmp_path_factory):
 
 @pytest.fixture(scope='module')
 def saved_model(run_dir, tmp_path_factory):
-    return export_lib.export_saved_model(str(run_dir), str(tmp_path_factory.mktemp('exports') / 'sm'))
+    return export_lib.export_saved_model(str(run_dir),
+                                         str(tmp_path_factory.mktemp('exports') / 'sm'))
 
 
 @pytest.fixture(scope='module')

@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_config, write_pairs
 from PIL import Image
 
 from p2p_tf import workdirs
@@ -15,6 +14,8 @@ from p2p_tf.datasets import preprocessing
 from p2p_tf.errors import UserError
 from p2p_tf.nets import generation, models
 from p2p_tf.serving import translation
+
+from conftest import tiny_config, write_pairs
 
 
 def randomize(model, seed=0):

@@ -3,10 +3,11 @@ whole pipeline, epoch order, resuming mid-run, the cache, and the evaluation pip
 
 import numpy as np
 import pytest
-from conftest import tiny_config, write_pairs
 from PIL import Image
 
 from p2p_tf.datasets import input_pipeline, preprocessing
+
+from conftest import tiny_config, write_pairs
 
 
 def pipeline_config(**overrides):

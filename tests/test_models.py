@@ -23,7 +23,8 @@ def all_layers(model):
 def blocks(model, first_layer_type):
     """The Sequential blocks of `model` whose first layer is a `first_layer_type`, in order."""
     return [layer for layer in model.layers
-            if isinstance(layer, keras.Sequential) and isinstance(layer.layers[0], first_layer_type)]
+            if isinstance(layer, keras.Sequential)
+            and isinstance(layer.layers[0], first_layer_type)]
 
 
 def random_images(shape, seed=0):

@@ -5,6 +5,7 @@ notebook cannot silently rot; and the helpers of p2p_tf/notebook.py."""
 import json
 import re
 import sys
+import types
 
 import matplotlib.pyplot as plt
 import ml_collections
@@ -12,11 +13,12 @@ import nbformat
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, SHARED_DATA, write_pairs
 from nbclient import NotebookClient
 from PIL import Image
 
 from p2p_tf import notebook
+
+from conftest import REPO, require_shared_data, write_pairs
 
 NOTEBOOKS = REPO / 'notebooks'
 NOTEBOOK_NAMES = ('pix2pix_colab.ipynb', 'translate.ipynb')
@@ -65,7 +67,7 @@ def execute_tiny(name, runs_dir, variables, tmp_path, monkeypatch):
     monkeypatch.setenv('IPYTHONDIR', str(tmp_path / 'ipython'))
     monkeypatch.setenv('P2P_TF_NOTEBOOK_TINY', '1')
     monkeypatch.setenv('P2P_TF_NOTEBOOK_RUNS_DIR', str(runs_dir))
-    monkeypatch.setenv('P2P_TF_DATA_DIR', str(SHARED_DATA))
+    monkeypatch.setenv('P2P_TF_DATA_DIR', str(require_shared_data()))
     nb = read_notebook(name)
     nb.cells.append(nbformat.v4.new_code_cell(
         f'import json, sys\nprint({FACTS_MARK!r} + json.dumps({variables}))'))
@@ -196,11 +198,24 @@ def test_show_images_draws_gray_and_colour_images_and_closes_its_figure():
     assert plt.get_fignums() == []
 
 
-def test_not_in_colab_here():
+def test_in_colab_is_whether_google_colab_imports(monkeypatch):
+    # None in sys.modules makes an import raise ImportError; a module object makes it succeed.
+    monkeypatch.setitem(sys.modules, 'google.colab', None)
     assert not notebook.in_colab()
+    monkeypatch.setitem(sys.modules, 'google.colab', types.ModuleType('google.colab'))
+    assert notebook.in_colab()
 
 
-def test_accelerator_summary_names_what_tensorflow_sees():
-    gpus = tf.config.list_physical_devices('GPU')
-    expected = f'found {len(gpus)} GPU(s): ' if gpus else 'found no GPU or TPU: '
+@pytest.mark.parametrize('tpu_cores, gpus, expected', [
+    (8, 0, 'found a TPU: 8 TPU cores'),
+    (0, 2, 'found 2 GPU(s): NVIDIA H100, NVIDIA H100'),
+    (0, 0, 'found no GPU or TPU: training runs on the CPU'),
+])
+def test_accelerator_summary_names_the_devices_found(tpu_cores, gpus, expected, monkeypatch):
+    devices = {kind: [types.SimpleNamespace(name=f'/physical_device:{kind}:{i}')
+                      for i in range(count)] for kind, count in (('TPU', tpu_cores), ('GPU', gpus))}
+    monkeypatch.setattr(tf.config, 'list_logical_devices', lambda kind: devices.get(kind, []))
+    monkeypatch.setattr(tf.config, 'list_physical_devices', lambda kind: devices.get(kind, []))
+    monkeypatch.setattr(tf.config.experimental, 'get_device_details',
+                        lambda gpu: {'device_name': 'NVIDIA H100'})
     assert notebook.accelerator_summary().startswith(expected)

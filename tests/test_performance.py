@@ -7,11 +7,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_command, tiny_config, trainer_config
 
 from p2p_tf.nets import models
 from p2p_tf.training import distribution, performance
 from p2p_tf.training import trainer as trainer_lib
+
+from conftest import run_command, tiny_config, trainer_config
 
 
 def adam_pair():

@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import run_command, synthetic_label_pair, tiny_config
 from PIL import Image
 
 from p2p_tf import config as config_lib
@@ -16,6 +15,8 @@ from p2p_tf.datasets import label_maps, layouts
 from p2p_tf.errors import UserError
 from p2p_tf.evaluation import fcn_score
 from p2p_tf.training import pix2pix, scorer_training
+
+from conftest import run_command, synthetic_label_pair, tiny_config
 
 FACADES_COLOURS = np.array([colour for _, colour in label_maps.PALETTES['facades']], np.uint8)
 WHITE = (255, 255, 255)

@@ -11,6 +11,7 @@ import http.server
 import io
 import os
 import pathlib
+import re
 import shutil
 import socket
 import tempfile
@@ -20,15 +21,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-from conftest import make_archive, tiny_config, write_pairs
 from PIL import Image
 from tensorflow_datasets.core.download import downloader
-from test_input_pipeline import batches
-from test_training import assert_same_state, run_state
 
 from p2p_tf.datasets import image_files, input_pipeline, layouts, sources, tfds_builder
 from p2p_tf.errors import UserError
 from p2p_tf.training import pix2pix
+
+from conftest import make_archive, tiny_config, write_pairs
+from test_input_pipeline import batches
+from test_training import assert_same_state, run_state
 
 
 def write_dataset(root, name, splits, height=16):
@@ -195,6 +197,21 @@ def test_bad_local_copies_are_one_line_errors(tmp_path, cache):
     root = write_dataset(tmp_path / 'other', 'facades', {'train': 2})
     Image.fromarray(np.zeros((16, 24, 3), np.uint8)).save(root / 'train' / '3.png')
     with pytest.raises(UserError, match=f'{root / "train" / "3.png"} is 24x16: a side-by-side'):
+        tfds_builder.prepare('facades', str(tmp_path / 'other'))
+
+
+def test_a_copy_in_another_layout_is_a_clear_error(tmp_path, cache):
+    root = tmp_path / 'data' / 'facades'
+    write_pairs(root / 'train' / 'A', 2, height=16)
+    write_pairs(root / 'train' / 'B', 2, height=16, seed=1)
+    with pytest.raises(UserError, match=re.escape(
+            f'{root / "train"}: the pix2pix builder reads only split folders of side-by-side '
+            "files, as in the authors' archives (found: A/ and B/ folders)")):
+        tfds_builder.prepare('facades', str(tmp_path / 'data'))
+    root = write_dataset(tmp_path / 'other', 'facades', {'train': 2})
+    (root / 'val.csv').write_text('a,b\ntrain/1.jpg,train/2.jpg\n')
+    with pytest.raises(UserError, match=re.escape(f'{root / "val.csv"}: the pix2pix builder '
+                                                  'reads only') + '.*found: CSV manifest'):
         tfds_builder.prepare('facades', str(tmp_path / 'other'))
 
 

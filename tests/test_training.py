@@ -11,7 +11,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import REPO, tiny_config, trainer_config
 from PIL import Image
 
 from p2p_tf import errors
@@ -20,6 +19,8 @@ from p2p_tf.nets import losses
 from p2p_tf.training import pix2pix
 from p2p_tf.training import trainer as trainer_lib
 from p2p_tf.training.progress import Progress
+
+from conftest import REPO, tiny_config, trainer_config
 
 
 def run_state(trainer):

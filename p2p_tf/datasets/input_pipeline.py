@@ -19,7 +19,7 @@ def without_autotune_thread(dataset):
     of a run) waits for that model's background thread, which was seen to sleep 35-42 s before
     it noticed, in 3 of 8 short training runs here. AUTOTUNE parallelism then stays at the
     number of cores; on 2 cores the pipeline still delivers about 1,000x what training
-    consumes (README, "Speed")."""
+    consumes (docs/speed.md)."""
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.with_options(options)
@@ -115,16 +115,18 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
     jitter is the same however the run is split.
     """
     count, read = example_reader(examples)
-    load = lambda index: load_resized(
-        *read(index), config.load_size, config.input_channels, config.output_channels,
-        config.direction)
+    def load(index):
+        return load_resized(
+            *read(index), config.load_size, config.input_channels, config.output_channels,
+            config.direction)
     if cache is None:
         cache = decoded_bytes(count, config.load_size, config.input_channels,
                               config.output_channels) <= config.cache_megabytes * 2 ** 20
     if cache:
         sources, targets = (tf.data.Dataset.range(count).map(load, AUTOTUNE)
                             .batch(count).get_single_element())
-        fetch = lambda index: (tf.gather(sources, index), tf.gather(targets, index))
+        def fetch(index):
+            return (tf.gather(sources, index), tf.gather(targets, index))
     else:
         fetch = load
 

@@ -95,7 +95,7 @@ def build(destination, train_count=None, val_count=1000, data_dir=None):
             try:
                 digits = tfds.load('mnist', split=tfds_split, data_dir=data_dir,
                                    shuffle_files=False)
-            except Exception as e:  # TFDS raises many kinds; the user needs one line.
+            except Exception as e:  # noqa: BLE001  (TFDS raises many kinds; the user needs one line)
                 raise UserError(
                     f'could not get MNIST through TensorFlow Datasets ({type(e).__name__}: '
                     f'{str(e).splitlines()[0] if str(e) else ""}); offline, put a built '

@@ -3,9 +3,10 @@
 A named dataset (facades, maps, ...) is looked up, in order, in `data_dir` (the `--data_dir`
 flag), in `$P2P_TF_DATA_DIR`, and in the cache `$P2P_TF_CACHE_DIR` (default `~/.cache/p2p_tf`).
 Each may hold `NAME/` with split folders (`train/`, `val/`, `test/`) or the archive
-`NAME.tar.gz`. The pix2pix datasets are read through their TFDS builder (p2p_tf/datasets/tfds_builder.py),
-which prepares such a copy, or the archive it downloads from the authors' server, once into the
-cache. `--dataset=folder` reads split folders of side-by-side pairs (or A/ and B/ folders, or CSV
+`NAME.tar.gz`. The pix2pix datasets are read through their TFDS builder
+(p2p_tf/datasets/tfds_builder.py), which prepares such a copy, or the archive it downloads from the
+authors' server, once into the cache. `--dataset=folder` reads split folders of side-by-side pairs
+(or A/ and B/ folders, or CSV
 manifests) straight from `data_dir`. `mnist_pairs` has no archive: with no local
 `mnist_pairs/` it is built from TFDS mnist into the cache (p2p_tf/datasets/mnist_pairs.py).
 """
@@ -34,7 +35,8 @@ def search_dirs(data_dir=None):
 def dataset_root(name, data_dir=None):
     """Folder holding the split folders of `--dataset=folder` (data_dir itself) or of mnist_pairs
     (a local copy, else built from TFDS mnist into the cache). The pix2pix datasets are read
-    through their TFDS builder instead (p2p_tf/datasets/tfds_builder.py), prepared from local_copy()."""
+    through their TFDS builder instead (p2p_tf/datasets/tfds_builder.py), prepared from
+    local_copy()."""
     if name == config_lib.FOLDER_DATASET:
         if not data_dir:
             raise UserError('--dataset=folder needs --data_dir=PATH, a folder with train/ '

@@ -24,7 +24,9 @@ and the copies at hand are rebuilds with other hashes, so no checksum is claimed
 does not list, TFDS records the download's size and sha256 without checking them (unless
 `force_checksums_validation=True`). Archives from the manual dir are never checked, so a
 rebuilt archive works there. To register the authors' checksums, run with network, from an
-editable install and with an empty manual dir (the default one):
+editable install, with an empty manual dir (the default one) and apache-beam installed (the
+TFDS command line imports it; without it `tfds build` fails with "No module named
+'apache_beam'"):
 
     tfds build pix2pix --imports=p2p_tf --register_checksums --data_dir=/tmp/pix2pix_tfds
 
@@ -45,7 +47,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf.datasets import image_files, sources
+from p2p_tf.datasets import layouts, sources
 from p2p_tf.errors import UserError, op_error_reason
 
 # Records as stored, the halves' PNG bytes, for the input pipeline to decode.
@@ -73,7 +75,10 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
 
     def _info(self):
         direction = config_lib.DATASET_FACTS[self.builder_config.name]['direction']
-        image = lambda: tfds.features.Image(shape=(None, None, 3), encoding_format='png')
+
+        def image():
+            return tfds.features.Image(shape=(None, None, 3), encoding_format='png')
+
         return tfds.core.DatasetInfo(
             builder=self,
             description='Paired images of the pix2pix paper (Isola et al., 2017): each file of '
@@ -89,11 +94,12 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
         )
 
     def _split_generators(self, dl_manager):
-        root = self._unpacked(dl_manager)
-        splits = [split for split in config_lib.SPLITS if (root / split).is_dir()]
+        root = os.fspath(self._unpacked(dl_manager))
+        splits = [split for split in config_lib.SPLITS if layouts.has_split(root, split)]
         if not splits:
             raise UserError(f'{root} has no split folder ({", ".join(config_lib.SPLITS)})')
-        return {split: self._generate_examples(root / split) for split in splits}
+        return {split: self._generate_examples(side_by_side_files(root, split))
+                for split in splits}
 
     def _unpacked(self, dl_manager):
         """The folder holding the split folders: NAME/ in the manual dir, else its NAME.tar.gz
@@ -115,11 +121,24 @@ class Pix2pix(tfds.core.GeneratorBasedBuilder):
             raise UserError(f'{archive} has no top-level {name}/ folder')
         return extracted / name
 
-    def _generate_examples(self, folder):
-        for number, path in enumerate(image_files.list_images(os.fspath(folder))):
+    def _generate_examples(self, paths):
+        for number, path in enumerate(paths):
             image_a, image_b = png_halves(path)
             yield number, {'image_a': image_a, 'image_b': image_b,
                            'file_name': os.path.basename(path)}
+
+
+def side_by_side_files(root, split):
+    """The files of one split of an unpacked copy, in natural order, as training lists them
+    (layouts.split_pairs); a UserError for a split in another layout, which the authors'
+    archives never have."""
+    layout, where = layouts.split_layout(root, split)
+    if layout != layouts.SIDE_BY_SIDE:
+        raise UserError(f'{where}: the pix2pix builder reads only split folders of side-by-side '
+                        f'files, as in the authors\' archives (found: '
+                        f'{layouts.LAYOUT_NAMES[layout]}); train on other layouts with '
+                        '--dataset=folder')
+    return [path for path, _ in layouts.split_pairs(root, split)]
 
 
 def png_halves(path):
@@ -170,7 +189,8 @@ def prepare(name, data_dir=None):
                 manual_dir=os.path.dirname(copy) if copy else None))
     except UserError:
         raise
-    except Exception as e:  # TFDS raises many kinds; the user needs one line.
+    # TFDS raises many kinds of exception; the user needs one line.
+    except Exception as e:  # noqa: BLE001
         reason = f'{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}'
         if copy:
             raise UserError(f'could not prepare {name} from {copy} ({reason})') from None

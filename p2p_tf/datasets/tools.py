@@ -1,17 +1,13 @@
-"""Preparing datasets of side-by-side pairs: combine two folders into pairs, split a folder into
-train/val/test, and check a dataset before training on it.
+"""Preparing datasets of side-by-side pairs: combine two folders into pairs, and split a folder
+into train/val/test (checking a dataset is checking.py).
 
 A pair is one image file with the input (A) on the left and the target (B) on the right, the
 layout of the pix2pix authors' datasets; `p2p_tf.train` needs each to be twice as wide as it is
-high. These functions return what they did or found and print nothing; `python -m p2p_tf.data`
-formats it. They use Pillow, not TensorFlow, so a check starts in a fraction of a second.
+high. These functions return what they did and print nothing; `python -m p2p_tf.data` formats
+it. They use Pillow, not TensorFlow.
 """
 
-import collections
-import concurrent.futures
 import dataclasses
-import hashlib
-import io
 import math
 import os
 import shutil
@@ -22,20 +18,12 @@ from PIL import Image
 
 from p2p_tf import config as config_lib
 from p2p_tf.datasets.image_files import list_images, natural_key, read_header
+from p2p_tf.datasets.layouts import require_folder
 from p2p_tf.errors import UserError
 
 GRAY_MODES = ('1', 'L')
 OUTPUT_FORMATS = ('png', 'jpg')
 RESAMPLING = {'bicubic': Image.Resampling.BICUBIC, 'nearest': Image.Resampling.NEAREST}
-# A PNG's last chunk. Pillow decodes a PNG cut off inside its final chunks without complaint,
-# but TensorFlow's decoder (the one training uses) rejects it.
-PNG_END = b'IEND\xaeB`\x82'
-
-
-def require_folder(folder, what):
-    if not os.path.isdir(folder):
-        raise UserError(f'{what} {folder} is not a folder' if os.path.exists(folder)
-                        else f'{what} {folder} does not exist')
 
 
 def names_list(names, limit=10):
@@ -250,144 +238,3 @@ def split(src, out, val=0.1, test=0.1, seed=0, link=False):
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return written
-
-
-# --- check ---------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class ImageInfo:
-    """One file as `check` saw it. size is (width, height) from the header; error is why it
-    could not be read or decoded, else None."""
-    path: str
-    size: tuple = None
-    mode: str = None
-    sha256: str = None
-    error: str = None
-
-
-@dataclasses.dataclass
-class SplitReport:
-    name: str
-    folder: str
-    images: list
-
-    @property
-    def sizes(self):
-        """collections.Counter of (width, height)."""
-        return collections.Counter(i.size for i in self.images if i.size)
-
-    @property
-    def modes(self):
-        """collections.Counter of Pillow modes ('RGB', 'L', 'RGBA', 'P', ...)."""
-        return collections.Counter(i.mode for i in self.images if i.mode)
-
-
-@dataclasses.dataclass
-class Problem:
-    """kind: 'unreadable', 'not_a_pair', 'duplicate' or 'empty_split'; paths: the files (the
-    folder for an empty split); detail: the reason, in words."""
-    kind: str
-    paths: tuple
-    detail: str
-
-
-@dataclasses.dataclass
-class CheckReport:
-    root: str
-    splits: list
-    problems: list
-
-    @property
-    def ok(self):
-        return not self.problems
-
-
-def channel_count(mode):
-    """Channels of a Pillow mode: 1 for L and P (a palette index), 3 for RGB, 4 for RGBA."""
-    return Image.getmodebands(mode)
-
-
-def inspect_image(path):
-    """Reads and decodes one file; returns its ImageInfo.
-
-    Decoding, not just the header, is what catches a truncated file. A JPEG is decoded at 1/8
-    scale (`draft`), which still reads its whole entropy-coded stream but skips most of the
-    inverse DCT: about 1.5x faster on 1200x600 maps images.
-    """
-    info = ImageInfo(path)
-    try:
-        with open(path, 'rb') as f:
-            contents = f.read()
-    except OSError as e:
-        info.error = f'cannot read the file: {e.strerror}'
-        return info
-    info.sha256 = hashlib.sha256(contents).hexdigest()
-    try:
-        with Image.open(io.BytesIO(contents)) as image:
-            info.size, info.mode = image.size, image.mode
-            if image.format == 'JPEG':
-                image.draft(image.mode, (image.width // 8, image.height // 8))
-            image.load()
-            if image.format == 'PNG' and PNG_END not in contents:
-                raise OSError('the file ends before the PNG end marker (truncated)')
-    # Pillow's format plugins raise many exception types on malformed files (OSError,
-    # SyntaxError, ValueError, struct.error, ...); any of them means "unreadable" here.
-    except Exception as e:  # noqa: BLE001
-        info.error = str(e) or type(e).__name__
-    return info
-
-
-def dataset_splits(root):
-    """[(split name, folder)]: the train/val/test folders of `root`, or `root` itself as one
-    split when it has none of them."""
-    require_folder(root, 'data folder')
-    splits = [(name, os.path.join(root, name)) for name in config_lib.SPLITS
-              if os.path.isdir(os.path.join(root, name))]
-    if splits:
-        return splits
-    if not list_images(root):
-        raise UserError(f'{root} has no images and no train/, val/ or test/ folder')
-    return [(os.path.basename(os.path.normpath(root)) or root, root)]
-
-
-def check(root, workers=None):
-    """Decodes every image of the dataset at `root`; returns a CheckReport.
-
-    Problems are the things that would stop or silently spoil training: files that cannot be
-    decoded, files that are not twice as wide as high (their halves differ), byte-identical
-    files within or across splits (a test image that is also a training image), and split
-    folders without images. Different sizes and channel counts are reported but are not
-    problems: the input pipeline resizes every pair and decodes it as RGB. Files are decoded
-    by `workers` threads (default: one per CPU; Pillow decodes outside the GIL).
-    """
-    splits = [SplitReport(name, folder, []) for name, folder in dataset_splits(root)]
-    paths = [(report, path) for report in splits for path in list_images(report.folder)]
-    with concurrent.futures.ThreadPoolExecutor(workers or os.cpu_count()) as pool:
-        for (report, _), info in zip(paths, pool.map(inspect_image, [p for _, p in paths])):
-            report.images.append(info)
-
-    problems = []
-    for report in splits:
-        if not report.images:
-            problems.append(Problem('empty_split', (report.folder,), 'no images'))
-        for info in report.images:
-            if info.error:
-                problems.append(Problem('unreadable', (info.path,), info.error))
-            elif info.size[0] != 2 * info.size[1]:
-                width, height = info.size
-                problems.append(Problem('not_a_pair', (info.path,),
-                                        f'{width}x{height}, not twice as wide as high'))
-    by_hash = collections.defaultdict(list)
-    for report in splits:
-        for info in report.images:
-            if info.sha256:
-                by_hash[info.sha256].append((report.name, info.path))
-    for copies in by_hash.values():
-        if len(copies) > 1:
-            names = {name for name, _ in copies}
-            where = [report.name for report in splits if report.name in names]
-            detail = (f'the same bytes in {" and ".join(where)}' if len(where) > 1
-                      else f'the same bytes {len(copies)} times in {where[0]}')
-            problems.append(Problem('duplicate', tuple(path for _, path in copies), detail))
-    return CheckReport(root, splits, problems)

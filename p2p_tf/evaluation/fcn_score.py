@@ -22,6 +22,7 @@ from p2p_tf.datasets import label_maps, preprocessing
 from p2p_tf.errors import UserError
 from p2p_tf.nets import generation, segmenter
 
+
 def load_scorer(fcn_dir):
     """The trained segmenter in fcn_dir and its resolved config: (model, config). UserError
     if there is none or its training is unfinished."""
@@ -43,7 +44,8 @@ def load_scorer(fcn_dir):
 
 def confusion_matrix(truth, predicted, num_classes):
     """Counts int64 [K, K] (rows: true class 1..K, columns: predicted class 1..K) of the
-    pixels whose true class is not label_maps.VOID. truth, predicted: int [...] of the same shape."""
+    pixels whose true class is not label_maps.VOID. truth, predicted: int [...] of the same
+    shape."""
     truth, predicted = np.asarray(truth).ravel(), np.asarray(predicted).ravel()
     valid = truth != label_maps.VOID
     pairs = (truth[valid].astype(np.int64) - 1) * num_classes + predicted[valid] - 1
@@ -97,7 +99,7 @@ def score_photos(model, config, examples, photo_for):
                 off_palette_images=int(np.count_nonzero(off_palette)))
 
 
-def score_real(fcn_dir, split='val', data_dir=None):
+def score_real(fcn_dir: str, split: str = 'val', data_dir: str | None = None) -> dict:
     """FCN-scores of the real photos of `split` (the paper's "ground truth" row): dict with
     per_pixel_accuracy, per_class_accuracy, class_iou (floats in [0, 1]), per_class_iou
     ({class name: float, or None where the class is in neither truth nor prediction}),
@@ -108,7 +110,8 @@ def score_real(fcn_dir, split='val', data_dir=None):
                         lambda labels, photo: preprocessing.resize(photo, config.image_size))
 
 
-def score_run(fcn_dir, workdir, split='val', data_dir=None, checkpoint=None, mode='paper'):
+def score_run(fcn_dir: str, workdir: str, split: str = 'val', data_dir: str | None = None,
+              checkpoint: str | None = None, mode: str = 'paper') -> dict:
     """FCN-scores of a labels -> photo run's translations of `split` (dict as score_real).
 
     Each label map is resized to the run's image size and translated alone (batch 1: paper
@@ -142,7 +145,8 @@ def score_run(fcn_dir, workdir, split='val', data_dir=None, checkpoint=None, mod
         return score_photos(model, config, examples, generated_photo)
 
 
-def fcn_report(fcn_dir, workdir, split='val', data_dir=None, checkpoint=None, mode='paper'):
+def fcn_report(fcn_dir: str, workdir: str, split: str = 'val', data_dir: str | None = None,
+               checkpoint: str | None = None, mode: str = 'paper') -> dict:
     """score_run of a run and score_real of the same split, with what was scored: dict with
     workdir, checkpoint, step, objective (the run's Table 1 row name), dataset, split, mode,
     image_size (the scorer's), run and ground_truth (scores dicts), table (format_table)."""

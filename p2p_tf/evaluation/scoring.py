@@ -110,8 +110,10 @@ def default_output_dir(workdir, split, step, mode='paper', dataset=None, max_ima
     return os.path.join(workdir, workdirs.EVAL, '-'.join(parts))
 
 
-def evaluate_run(workdir, split=None, dataset=None, data_dir=None, checkpoint=None,
-                 mode='paper', max_images=0, sheet_images=8, output_dir=None):
+def evaluate_run(workdir: str, split: str | None = None, dataset: str | None = None,
+                 data_dir: str | None = None, checkpoint: str | None = None, mode: str = 'paper',
+                 max_images: int = 0, sheet_images: int = 8,
+                 output_dir: str | None = None) -> dict:
     """Scores a training run's generator on one split and writes METRICS_FILENAME (and
     SHEET_FILENAME when sheet_images > 0) into output_dir. Returns the report written to the
     JSON: run facts (workdir, checkpoint, step, dataset, split, mode, image_size, count, ...),

@@ -1,6 +1,6 @@
 """The paper's loss ablation (Table 1): L1 alone, cGAN alone and L1+cGAN on facades labels ->
-photo, each scored by the FCN-score segmenter (p2p_tf/evaluation/fcn_score.py) beside the ground-truth
-row of real photos.
+photo, each scored by the FCN-score (p2p_tf/evaluation/fcn_score.py) beside the ground-truth row
+of real photos.
 
 `run_ablation` is what `python -m p2p_tf.table1` runs. Every stage resumes: a finished run or
 scorer in the workdir is reused, so the command can be stopped and started again, and its
@@ -26,8 +26,8 @@ REPORT_FILENAME = 'table1.json'
 SAMPLES_FILENAME = 'samples.png'
 
 
-def run_ablation(variant_configs, scorer_config, workdir, data_dir=None, split='val',
-                 sample_images=4, stream=None):
+def run_ablation(variant_configs: dict, scorer_config, workdir: str, data_dir: str | None = None,
+                 split: str = 'val', sample_images: int = 4, stream=None) -> dict:
     """Trains (or resumes) each variant in WORKDIR/NAME and the scorer in WORKDIR/fcn, scores
     the variants' translations of `split` and the real photos; writes WORKDIR/table1.json and
     WORKDIR/samples.png (rows: input | each variant | target). Returns the report.

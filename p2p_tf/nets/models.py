@@ -6,12 +6,12 @@ Both networks take images of any height and width (multiples of 2**depth for the
 
 `dtype` is a Keras dtype policy ('float32', 'mixed_bfloat16', 'mixed_float16'): with a mixed
 policy, weights stay float32 and layers compute in 16 bits, except the output layers, which
-compute in float32 so that images, logits and losses stay float32 (p2p_tf/training/performance.py picks
-the policy). `matmul_weight_gradients` picks how convolutions compute their kernel gradients
+compute in float32 so that images, logits and losses stay float32 (p2p_tf/training/performance.py
+picks the policy). `matmul_weight_gradients` picks how convolutions compute their kernel gradients
 in training (p2p_tf/nets/layers.py); it changes no variable and no forward computation.
 `synchronized_batch_norm` makes BatchNorm's training-mode statistics those of the global batch
-of all replicas of a tf.distribute strategy (p2p_tf/training/distribution.py); it changes no variable
-either, so checkpoints of networks built with and without it are interchangeable.
+of all replicas of a tf.distribute strategy (p2p_tf/training/distribution.py); it changes no
+variable either, so checkpoints of networks built with and without it are interchangeable.
 """
 
 import keras
@@ -31,7 +31,8 @@ def conv_initializer():
 
 def batch_norm(dtype=None, synchronized=False):
     # Same N(1, 0.02) scale initialisation as the authors' code (weights_init in the reference).
-    # synchronized: statistics over the global batch of all replicas (p2p_tf/training/distribution.py).
+    # synchronized: statistics over the global batch of all replicas
+    # (p2p_tf/training/distribution.py).
     return keras.layers.BatchNormalization(
         gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), dtype=dtype,
         synchronized=synchronized)

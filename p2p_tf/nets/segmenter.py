@@ -11,6 +11,7 @@ import tensorflow as tf
 from p2p_tf.datasets import label_maps
 from p2p_tf.nets import models
 
+
 def convolutions(x, filters, count=2, strides=1):
     """`count` 3x3 convolutions (the first with `strides`), each with BatchNorm and ReLU."""
     for i in range(count):
@@ -51,7 +52,8 @@ def segmentation_unet(num_classes, levels=4, base_filters=16, input_channels=3):
 
 
 def scorer_from_config(config):
-    return segmentation_unet(len(label_maps.PALETTES[config.palette]), config.levels, config.filters)
+    return segmentation_unet(len(label_maps.PALETTES[config.palette]), config.levels,
+                             config.filters)
 
 
 def segmentation_loss(classes, logits):

@@ -176,7 +176,8 @@ def load_for_export(workdir, export_dir, mode, checkpoint, overwrite):
     return generator, export_metadata(config, workdirs.checkpoint_step(path), mode)
 
 
-def export_saved_model(workdir, export_dir, mode='eval', checkpoint=None, overwrite=False):
+def export_saved_model(workdir: str, export_dir: str, mode: str = 'eval',
+                       checkpoint: str | None = None, overwrite: bool = False) -> str:
     """Exports the generator of the run in `workdir` as a SavedModel in `export_dir` (see the
     module docstring for its signatures); returns export_dir.
 
@@ -201,7 +202,8 @@ def convert_to_tflite(saved_model_dir, quantization):
     return converter.convert()
 
 
-def export_tflite(workdir, export_dir, mode='eval', checkpoint=None, overwrite=False):
+def export_tflite(workdir: str, export_dir: str, mode: str = 'eval',
+                  checkpoint: str | None = None, overwrite: bool = False) -> str:
     """Exports the generator of the run in `workdir` as TFLite files into `export_dir`: one per
     TFLITE_FILES quantization, plus `p2p_tf_metadata.json`. Returns export_dir.
 

@@ -23,7 +23,8 @@ def check_fit(fit):
         raise UserError(f'fit must be one of {FITS}, got {fit!r}')
 
 
-def translate_image(run, image, image_size, fit='pad', tile_size=1024, tile_overlap=128):
+def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
+                    tile_size: int = 1024, tile_overlap: int = 128) -> np.ndarray:
     """uint8 [H, W, C_in] of any size -> uint8 [H, W, C_out].
 
     run: float32 [1, h, w, C_in] in [-1, 1] -> [1, h, w, C_out], for h and w multiples of

@@ -17,11 +17,12 @@ import json
 import os
 import sys
 
+import ml_collections
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf.training import peer_watchdog, performance
 from p2p_tf.errors import UserError
+from p2p_tf.training import peer_watchdog, performance
 
 STRATEGIES = config_lib.STRATEGIES
 
@@ -33,8 +34,10 @@ def tpu_available():
                 or os.path.exists('/dev/accel0') or os.path.exists('/dev/vfio/0'))
 
 
-def create_strategy(name=config_lib.AUTO, global_batch=None, tpu=None,
-                    peer_timeout=peer_watchdog.DEFAULT_TIMEOUT_SECONDS, stream=None):
+def create_strategy(name: str = config_lib.AUTO, global_batch: int | None = None,
+                    tpu: str | None = None,
+                    peer_timeout: float = peer_watchdog.DEFAULT_TIMEOUT_SECONDS,
+                    stream=None) -> tf.distribute.Strategy:
     """The tf.distribute strategy called `name` (one of STRATEGIES).
 
     auto: mirrored when more than one GPU is visible and `global_batch` (if given) splits
@@ -85,7 +88,7 @@ def read_tf_config(text=None):
     if not text:
         raise UserError('--strategy=multi_worker needs TF_CONFIG set to the cluster, e.g. '
                         '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
-                        '"task": {"type": "worker", "index": 0}} (README, "Several machines")')
+                        '"task": {"type": "worker", "index": 0}} (docs/distributed.md)')
     try:
         tf_config = json.loads(text)
     except json.JSONDecodeError as e:
@@ -186,7 +189,8 @@ def per_replica_batch(global_batch, strategy):
     return global_batch // replicas
 
 
-def resolve_run(config, strategy):
+def resolve_run(config: ml_collections.ConfigDict,
+                strategy: tf.distribute.Strategy) -> ml_collections.ConfigDict:
     """The one resolve of a training run's config: config.resolve (dataset facts and checks,
     no TensorFlow), then the settings that depend on the strategy and the machine: the global
     batch checked, sync_batch_norm 'on' or 'off', precision (bfloat16 on TPUs when left to

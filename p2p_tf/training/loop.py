@@ -110,10 +110,10 @@ def run_steps(train_step: Callable, batches: Iterable, step: int, total_steps: i
     """Runs train_step(*batch) -> {name: scalar tensor} for each batch from `step` (the steps
     already done) until total_steps; returns the last step.
 
-    progress: a training.progress.Progress; on_log(step, means): every log_every steps and at
-    the last, with the mean losses since the previous call; periodic: Periodic work; save(step)
-    writes a checkpoint and returns its path, every save_every steps, at the last step and when a stop signal
-    arrives (the run then ends with KeyboardInterrupt). Non-finite losses end the run with a
+    progress: a training.progress.Progress; on_log(step, means): every log_every steps and at the
+    last, with the mean losses since the previous call; periodic: Periodic work; save(step): writes
+    a checkpoint and returns its path, every save_every steps, at the last step and when a stop
+    signal arrives (the run then ends with KeyboardInterrupt). Non-finite losses end the run with a
     TrainingError before anything is saved.
     """
     window = LossWindow(loss_names)

@@ -1,13 +1,13 @@
 """Speed settings: numeric precision, XLA and the fused Adam update, chosen for the hardware.
 
 None of them changes the networks or the objective; `python -m p2p_tf.benchmark` measures each
-against the tutorial's plain float32 step (README, "Speed").
+against the tutorial's plain float32 step (docs/speed.md).
 
 `config.precision` and `config.xla` default to 'auto', which picks for the machine at hand:
 - precision: 'mixed_float16' (with loss scaling) on a GPU, the usual choice for its 16-bit
   matrix units; 'mixed_bfloat16' on a CPU with native bfloat16 arithmetic (AVX512-BF16 or
-  AMX); 'float32' on other CPUs, where bfloat16 is emulated (several times slower, README).
-- xla: on for GPUs, off for CPUs, where it measured slower than graph mode (README).
+  AMX); 'float32' on other CPUs, where bfloat16 is emulated (several times slower, docs/speed.md).
+- xla: on for GPUs, off for CPUs, where it measured slower than graph mode (docs/speed.md).
 GPU choices follow common practice and are not yet measured by the project.
 `config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
 ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass

@@ -8,6 +8,7 @@ grids, periodic evaluation and best checkpoint (periodic.py) and checkpoints.
 
 
 import keras
+import ml_collections
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
@@ -33,7 +34,9 @@ def prepare_workdir(config, workdir):
     workdirs.prepare(config, workdir, RESUMABLE_CHANGES)
 
 
-def train(config, workdir, data_dir=None, stream=None, strategy=None, on_sample=None):
+def train(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None = None,
+          stream=None, strategy: tf.distribute.Strategy | None = None,
+          on_sample=None) -> Trainer:
     """Trains (or resumes) the run in `workdir`; returns the Trainer.
 
     config: a ConfigDict from config.get_config() plus overrides (resolved here).

@@ -3,6 +3,7 @@ training photos, with the same step loop as pix2pix (loop.py). The scorer's fold
 holds its resolved config (config.json) and its checkpoints, as a run's workdir does."""
 
 import keras
+import ml_collections
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
@@ -35,7 +36,8 @@ def prepare_fcn_dir(config, fcn_dir):
                      'fcn_dir')
 
 
-def train_scorer(config, fcn_dir, data_dir=None, stream=None):
+def train_scorer(config: ml_collections.ConfigDict, fcn_dir: str, data_dir: str | None = None,
+                 stream=None) -> keras.Model:
     """Trains the segmenter of `config` on its dataset's real training photos, or resumes or
     reuses the one in fcn_dir; returns the Keras model (photos -> logits, segmentation_unet).
 

@@ -1,0 +1,105 @@
+"""What `python -m p2p_tf.benchmark` reports besides its measurements: the machine that ran
+it, every speed as a ratio to the reference measured in the same run, and the printed table."""
+
+import os
+import platform
+
+
+def machine():
+    """What ran the benchmark: CPU model, cores, GPUs, library versions."""
+    import keras
+    import tensorflow as tf
+
+    import p2p_tf
+    from p2p_tf.training import performance
+    model = platform.processor()
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            model = next((line.split(':', 1)[1].strip() for line in cpuinfo
+                          if line.startswith('model name')), model)
+    except OSError:
+        pass
+    gpus = [tf.config.experimental.get_device_details(gpu).get('device_name', gpu.name)
+            for gpu in tf.config.list_physical_devices('GPU')]
+    flags_of_note = ('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile')
+    return dict(cpu=model, cpu_cores=os.cpu_count(),
+                cpu_flags=[f for f in flags_of_note if f in performance.cpu_flags()],
+                gpus=gpus, python=platform.python_version(), tensorflow=tf.__version__,
+                keras=keras.__version__, p2p_tf=p2p_tf.__version__)
+
+
+def add_ratios(results):
+    """Speed and memory relative to the reference (and the pipeline relative to training)."""
+    reference = results.get('train', {}).get('reference')
+    for figures in list(results.get('train', {}).values()) + [results.get('train_real_data')]:
+        if figures and reference:
+            figures['speed_ratio'] = figures['images_per_second'] / reference['images_per_second']
+            figures['memory_ratio'] = figures['peak_rss_mb'] / reference['peak_rss_mb']
+    consumer = results.get('train_real_data') or results.get('train', {}).get('fast')
+    if 'pipeline' in results and consumer:
+        results['pipeline']['ratio_to_training'] = (
+            results['pipeline']['images_per_second'] / consumer['images_per_second'])
+    loop = results.get('train_loop')
+    bare = results.get('train', {}).get('fast')
+    if loop and bare:
+        loop['ratio_to_bare_steps'] = loop['images_per_second'] / bare['images_per_second']
+    inference = results.get('inference')
+    if inference:
+        eager = inference['latency']['eager_training_call']['milliseconds']
+        for figures in inference['latency'].values():
+            figures['speedup_over_eager'] = eager / figures['milliseconds']
+
+
+def table(report):
+    """The report as aligned text lines."""
+    results = report['results']
+    lines = [f"{report['machine']['cpu']}, {report['machine']['cpu_cores']} cores"
+             + (f", GPU: {', '.join(report['machine']['gpus'])}" if report['machine']['gpus']
+                else ', no GPU')
+             + f"; TensorFlow {report['machine']['tensorflow']}",
+             f"{report['settings']['image_size']}x{report['settings']['image_size']}, batch "
+             f"{report['settings']['batch_size']}", '',
+             f"{'measurement':34} {'speed':>14} {'vs reference':>13} {'peak memory':>12}"]
+
+    def row(name, speed, ratio, memory):
+        ratio = f'{ratio:.2f}x' if ratio is not None else ''
+        lines.append(f'{name:34} {speed:>14} {ratio:>13} {memory:>9.0f} MB')
+
+    for variant, figures in results.get('train', {}).items():
+        label = f"train {variant} ({figures['precision']}, xla {figures['xla']})"
+        row(label[:34], f"{figures['images_per_second']:.3f} img/s",
+            figures.get('speed_ratio'), figures['peak_rss_mb'])
+    if 'train_real_data' in results:
+        figures = results['train_real_data']
+        row('train fast, real data', f"{figures['images_per_second']:.3f} img/s",
+            figures.get('speed_ratio'), figures['peak_rss_mb'])
+    if 'train_loop' in results:
+        figures = results['train_loop']
+        row('train fast, the real step loop', f"{figures['images_per_second']:.3f} img/s",
+            figures.get('speed_ratio'), figures['peak_rss_mb'])
+        if 'ratio_to_bare_steps' in figures:
+            lines.append(f"{'':34} {figures['ratio_to_bare_steps']:.3f}x the bare steps")
+    if 'pipeline' in results:
+        figures = results['pipeline']
+        row('input pipeline alone', f"{figures['images_per_second']:.0f} img/s", None,
+            figures['peak_rss_mb'])
+        if 'ratio_to_training' in figures:
+            lines.append(f"{'':34} {figures['ratio_to_training']:.0f}x what training consumes")
+    for name, figures in results.get('inference', {}).get('latency', {}).items():
+        lines.append(f"{'inference ' + name:34} {figures['milliseconds']:>11.1f} ms "
+                     f"{figures['speedup_over_eager']:>7.2f}x eager")
+    if 'inference' in results:
+        lines.append(f"{'':34} (inference peak memory {results['inference']['peak_rss_mb']:.0f}"
+                     ' MB, all four in one process)')
+    quality = results.get('quality')
+    if quality:
+        settings = report['settings']
+        lines.append(f"quality, {settings['quality_steps']} steps at {settings['quality_size']}"
+                     f"x{settings['quality_size']}, largest gap between "
+                     f"{settings['quality_window']}-step loss means:")
+        for name in ('gen_l1', 'disc'):
+            lines.append(f"  {name:8} fast vs reference {quality['fast_vs_reference'][name]:.4f}"
+                         f"; reference seed 1 vs seed 0 {quality['seed_1_vs_seed_0'][name]:.4f}")
+        lines.append(f"  {'passed' if quality['passed'] else 'FAILED'}: the fast run stays as "
+                     'close to the reference as a reseeded reference')
+    return lines
