@@ -103,7 +103,7 @@ def example_inputs(config, data_dir=None, count=1):
         root = data_dir
     else:
         root = sources.local_copy(config.dataset, data_dir, archive=False)
-    split = next((split for split in ('val', 'test')
+    split = next((split for split in config_lib.EVAL_SPLITS
                   if root and os.path.isdir(os.path.join(root, split))), None)
     if split is None:
         return {}

@@ -20,9 +20,9 @@ _CONFIG = cli.define_config_file(
     '--config.FIELD=VALUE.')
 _WORKDIR = flags.DEFINE_string('workdir', None, 'Folder for checkpoints, logs and the config.',
                                required=True)
-_DATASET = flags.DEFINE_string('dataset', None, 'Dataset name (overrides config.dataset): '
-                               'facades, cityscapes, maps, edges2shoes, edges2handbags, '
-                               'night2day, mnist_pairs, or folder.')
+_DATASET = flags.DEFINE_string(
+    'dataset', None, 'Dataset name (overrides config.dataset): '
+    f'{", ".join(config_lib.DATASET_FACTS)}, or {config_lib.FOLDER_DATASET}.')
 _DATA_DIR = flags.DEFINE_string('data_dir', None, 'Folder with a local copy of the dataset '
                                 '(NAME/ or NAME.tar.gz); default $P2P_TF_DATA_DIR.')
 _STRATEGY = flags.DEFINE_enum(

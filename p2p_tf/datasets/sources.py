@@ -56,13 +56,14 @@ def dataset_root(name, data_dir=None):
 
 def local_copy(name, data_dir=None, archive=True):
     """The first local copy of dataset `name` in search_dirs(data_dir): the path of an unpacked
-    NAME/ with a train/ or val/ folder or, if `archive`, of NAME.tar.gz; None if there is none."""
+    NAME/ with a train/, val/ or test/ folder or, if `archive`, of NAME.tar.gz; None if there is
+    none."""
     config_lib.dataset_facts(name)  # Unknown names are an error.
     if data_dir and not os.path.isdir(data_dir):
         raise UserError(f'data dir {data_dir} does not exist')
     for directory in search_dirs(data_dir):
         folder = os.path.join(directory, name)
-        if any(os.path.isdir(os.path.join(folder, split)) for split in ('train', 'val')):
+        if any(os.path.isdir(os.path.join(folder, split)) for split in config_lib.SPLITS):
             return folder
         if archive and os.path.isfile(folder + '.tar.gz'):
             return folder + '.tar.gz'
