@@ -203,43 +203,70 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     return config
 
 
+# The values for which each numeric field means something (not the useful ones): field ->
+# (lowest, whether it is allowed, highest or None, whether it is allowed). The *_every fields
+# take 0 for never, except log_every.
+RANGES = {
+    'val_fraction': (0, False, 1, False), 'load_size': (1, True, None, False),
+    'image_size': (32, True, None, False), 'cache_megabytes': (0, True, None, False),
+    'generator_filters': (1, True, None, False), 'discriminator_filters': (1, True, None, False),
+    'dropout_rate': (0, True, 1, False), 'l1_weight': (0, True, None, False),
+    'gan_weight': (0, True, None, False), 'learning_rate': (0, False, None, False),
+    'beta_1': (0, True, 1, False), 'beta_2': (0, True, 1, False),
+    'batch_size': (1, True, None, False), 'epochs': (0, True, None, False),
+    'decay_epochs': (0, True, None, False), 'steps': (0, True, None, False),
+    'seed': (0, True, None, False), 'log_every': (1, True, None, False),
+    'sample_every': (0, True, None, False), 'num_samples': (1, True, None, False),
+    'checkpoint_every': (0, True, None, False), 'keep_checkpoints': (1, True, None, False),
+    'eval_every': (0, True, None, False), 'eval_images': (0, True, None, False),
+}
+CHOICES = {
+    'direction': ('AtoB', 'BtoA'), 'patch_size': tuple(PATCH_SIZES), 'input_channels': (1, 3),
+    'output_channels': (1, 3), 'precision': (AUTO,) + PRECISIONS,
+    'sync_batch_norm': (AUTO,) + SYNC_BATCH_NORM_SETTINGS, 'xla': (AUTO,) + XLA_SETTINGS,
+    'best_metric': METRIC_NAMES + (NO_BEST_METRIC,),
+}
+FLAGS = ('random_flip', 'random_vertical_flip', 'random_rotate90', 'fused_adam',
+         'matmul_weight_gradients')
+SPLIT_FIELDS = ('train_split', 'sample_split', 'eval_split')
+
+
+def range_text(low, low_allowed, high, high_allowed):
+    """'> 0', '>= 1' or 'in [0, 1)'."""
+    if high is None:
+        return f'{">=" if low_allowed else ">"} {low}'
+    return f'in {"[" if low_allowed else "("}{low}, {high}{"]" if high_allowed else ")"}'
+
+
+def in_range(value, low, low_allowed, high, high_allowed):
+    # Written so that NaN, which compares false with everything, is out of every range.
+    above = value >= low if low_allowed else value > low
+    below = high is None or (value <= high if high_allowed else value < high)
+    return above and below
+
+
 def check(config):
-    """Raises UserError naming the first field of a resolved config that cannot work."""
-    if config.direction not in ('AtoB', 'BtoA'):
-        raise UserError(f"direction must be 'AtoB' or 'BtoA', got {config.direction!r}")
-    if config.image_size < 32 or 2 ** unet_depth(config.image_size) != config.image_size:
+    """Raises UserError naming the first field of a resolved config that cannot work: the
+    field, its value and the values it takes."""
+    dataset_facts(config.dataset)
+    for name, bounds in RANGES.items():
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not in_range(
+                value, *bounds):
+            raise UserError(f'{name} must be {range_text(*bounds)}, got {value!r}')
+    for name, choices in CHOICES.items():
+        if config[name] not in choices:
+            raise UserError(f'{name} must be one of {", ".join(map(str, choices))}, got '
+                            f'{config[name]!r}')
+    for name in FLAGS:
+        if not isinstance(config[name], bool):
+            raise UserError(f'{name} must be true or false, got {config[name]!r}')
+    for name in SPLIT_FIELDS:
+        if not config[name] or not isinstance(config[name], str):
+            raise UserError(f'{name} must be a split name or auto, got {config[name]!r}')
+    if 2 ** unet_depth(config.image_size) != config.image_size:
         raise UserError(f'image_size must be a power of two >= 32, got {config.image_size}')
     check_crop_fits(config)
-    if config.patch_size not in PATCH_SIZES:
-        raise UserError(f'patch_size must be one of {sorted(PATCH_SIZES)}, got {config.patch_size}')
-    for name in ('input_channels', 'output_channels'):
-        if config[name] not in (1, 3):
-            raise UserError(f'{name} must be 1 or 3, got {config[name]}')
-    for name in ('batch_size', 'log_every', 'sample_every', 'checkpoint_every',
-                 'keep_checkpoints', 'generator_filters', 'discriminator_filters'):
-        if config[name] < 1:
-            raise UserError(f'{name} must be positive, got {config[name]}')
-    if config.steps < 0 or config.epochs < 0 or config.decay_epochs < 0:
-        raise UserError('steps, epochs and decay_epochs must not be negative')
-    if not 0 < config.val_fraction < 1:
-        raise UserError(f'val_fraction must be in (0, 1), got {config.val_fraction}')
-    if not 0 <= config.dropout_rate < 1:
-        raise UserError(f'dropout_rate must be in [0, 1), got {config.dropout_rate}')
-    if config.precision not in PRECISIONS + (AUTO,):
-        raise UserError(f'precision must be auto or one of {", ".join(PRECISIONS)}, got '
-                        f'{config.precision!r}')
-    if config.sync_batch_norm not in SYNC_BATCH_NORM_SETTINGS + (AUTO,):
-        raise UserError(f"sync_batch_norm must be 'auto', 'on' or 'off', got "
-                        f"{config.sync_batch_norm!r}")
-    if config.xla not in XLA_SETTINGS + (AUTO,):
-        raise UserError(f"xla must be 'auto', 'on' or 'off', got {config.xla!r}")
-    if config.eval_every < 0 or config.eval_images < 0:
-        raise UserError('eval_every and eval_images must not be negative')
-    if not config.eval_split or not isinstance(config.eval_split, str):
-        raise UserError(f'eval_split must be a split name or auto, got {config.eval_split!r}')
-    if config.best_metric not in METRIC_NAMES + (NO_BEST_METRIC,):
-        raise UserError(f'best_metric must be one of {", ".join(METRIC_NAMES)} or '
-                        f'{NO_BEST_METRIC}, got {config.best_metric!r}')
 
 
 def check_crop_fits(config):

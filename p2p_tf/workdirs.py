@@ -54,8 +54,14 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 
 def read_json(path: str) -> dict:
+    """A JSON file of a run folder; a file that is not valid JSON (cut short, hand-edited) is
+    a UserError naming it and where it breaks."""
     with open(path) as f:
-        return json.load(f)
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise UserError(f'{path} is not valid JSON ({e.msg} at line {e.lineno}, column '
+                            f'{e.colno}); fix or restore it') from None
 
 
 def read_config(workdir: str, defaults=None) -> ml_collections.ConfigDict:

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -19,7 +20,8 @@ def error_line(result):
     assert result.returncode == 2, result.stderr[-2000:]
     assert 'Traceback' not in result.stderr, result.stderr[-2000:]
     last = result.stderr.strip().splitlines()[-1]
-    assert re.match(r'(p2p_tf\.(train|translate)|p2p-(train|translate)): error: \S', last), (
+    assert re.match(r'(p2p_tf\.(train|translate|export|evaluate)|p2p-(train|translate)): '
+                    r'error: \S', last), (
         result.stderr[-2000:])
     return last
 
@@ -107,6 +109,10 @@ def test_translate_keeps_the_size_of_a_label_map(shared_data, tiny_run, tmp_path
                  id='missing_data_dir'),
     pytest.param(['--workdir={tmp}/file.txt/run'], 'cannot write to workdir',
                  id='unwritable_workdir'),
+    pytest.param(['--config.learning_rate=-1'], 'learning_rate must be > 0, got -1.0',
+                 id='negative_learning_rate'),
+    pytest.param(['--config.l1_weight=-5'], 'l1_weight must be >= 0, got -5.0',
+                 id='negative_l1_weight'),
 ])
 def test_train_bad_input_is_one_error_line(args, message, shared_data, tmp_path):
     (tmp_path / 'file.txt').write_text('a file, not a folder')
@@ -157,3 +163,20 @@ def test_translate_skips_a_corrupt_file_and_exits_2_at_the_end(shared_data, tiny
     assert 'wrote 1 image(s)' in result.stdout
     with Image.open(out / 'a.png') as output:
         assert output.size == (300, 500)
+
+
+def test_a_cut_config_json_is_one_line_naming_it_in_every_command(shared_data, tiny_run,
+                                                                   tmp_path):
+    workdir, _ = tiny_run
+    broken = tmp_path / 'run'
+    shutil.copytree(workdir, broken)
+    config_path = broken / 'config.json'
+    config_path.write_text(config_path.read_text()[:40])  # As an interrupted copy leaves it.
+    image = shared_data / 'facades' / 'val' / '1.jpg'
+    for command, args in [
+            ('p2p_tf.translate', [f'--input={image}', f'--output={tmp_path / "out"}']),
+            ('p2p_tf.export', [f'--export_dir={tmp_path / "export"}']),
+            ('p2p_tf.evaluate', [f'--data_dir={shared_data}', '--max_images=1']),
+            ('p2p_tf.train', ['--config=configs/tiny.py', f'--data_dir={shared_data}'])]:
+        line = error_line(run_command(command, f'--workdir={broken}', *args))
+        assert f'{config_path} is not valid JSON' in line, (command, line)

@@ -2,6 +2,7 @@
 
 import json
 
+import ml_collections
 import pytest
 
 from p2p_tf import config as config_lib
@@ -90,3 +91,51 @@ def test_config_files_resolve(path):
     resolved = config_lib.resolve(module.get_config())
     assert set(resolved) == set(config_lib.get_config())  # No stray or missing fields.
     assert 'python -m p2p_tf.train' in module.__doc__  # The docstring states its command.
+
+
+# An invalid value for every field of the config: a field added without a valid range or
+# choice list fails test_every_field_has_an_invalid_example until it gets one here.
+INVALID = {
+    'dataset': 'nope', 'direction': 'AtoC', 'train_split': '', 'sample_split': '',
+    'val_fraction': 1.0, 'input_channels': 2, 'output_channels': 4, 'load_size': 0,
+    'image_size': 16, 'random_flip': 1, 'random_vertical_flip': 'yes', 'random_rotate90': 0,
+    'cache_megabytes': -1, 'generator_filters': 0, 'discriminator_filters': 0,
+    'patch_size': 50, 'dropout_rate': 1.0, 'l1_weight': -5.0, 'gan_weight': -0.1,
+    'learning_rate': -1.0, 'beta_1': 1.0, 'beta_2': -0.5, 'batch_size': -1,
+    'epochs': -1.0, 'decay_epochs': -2.0, 'steps': -1, 'seed': -1, 'log_every': 0,
+    'sample_every': -1, 'num_samples': 0, 'checkpoint_every': -1, 'keep_checkpoints': 0,
+    'eval_every': -1, 'eval_split': '', 'eval_images': -1, 'best_metric': 'fid',
+    'sync_batch_norm': 'maybe', 'precision': 'float8', 'xla': 'yes', 'fused_adam': 'no',
+    'matmul_weight_gradients': None,
+}
+
+
+def test_every_field_has_an_invalid_example():
+    assert set(INVALID) == set(config_lib.get_config())
+
+
+@pytest.mark.parametrize('field', sorted(INVALID))
+def test_an_invalid_value_of_any_field_is_one_error_naming_it(field):
+    config = config_lib.get_config().to_dict()
+    config[field] = INVALID[field]  # A plain dict: ConfigDict would refuse some types itself.
+    with pytest.raises(UserError, match=f'^(unknown dataset|{field} must be)') as error:
+        config_lib.resolve(ml_collections.ConfigDict(config))
+    if field in config_lib.RANGES:
+        assert repr(INVALID[field]) in str(error.value)
+        assert config_lib.range_text(*config_lib.RANGES[field]) in str(error.value)
+
+
+@pytest.mark.parametrize('field, value', [
+    ('learning_rate', 1e-30), ('l1_weight', 0.0), ('gan_weight', 0.0), ('checkpoint_every', 0),
+    ('sample_every', 0), ('eval_every', 0), ('dropout_rate', 0.0), ('beta_1', 0.0)])
+def test_the_edges_of_the_ranges_are_valid(field, value):
+    config = config_lib.get_config()
+    config[field] = value
+    assert config_lib.resolve(config)[field] == value
+
+
+def test_nan_is_out_of_every_range():
+    config = config_lib.get_config()
+    config.learning_rate = float('nan')
+    with pytest.raises(UserError, match=r'learning_rate must be > 0, got nan'):
+        config_lib.resolve(config)
