@@ -30,13 +30,15 @@ _SHEET_IMAGES = flags.DEFINE_integer('sheet_images', 8, 'Rows of the contact she
 _OUTPUT = flags.DEFINE_string('output', None, 'Folder for metrics.json and contact_sheet.png '
                               '(default: WORKDIR/eval/SPLIT-stepN).')
 
+_OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Write into an --output folder that holds '
+                                  'files already.')
 
 def main():
     from p2p_tf.evaluation import scoring
     report = scoring.evaluate_run(
         _WORKDIR.value, split=_SPLIT.value, dataset=_DATASET.value, data_dir=_DATA_DIR.value,
         checkpoint=_CHECKPOINT.value, mode=_MODE.value, max_images=_MAX_IMAGES.value,
-        sheet_images=_SHEET_IMAGES.value, output_dir=_OUTPUT.value)
+        sheet_images=_SHEET_IMAGES.value, output_dir=_OUTPUT.value, overwrite=_OVERWRITE.value)
     print(scoring.format_report(report))
     print(f'wrote {report["output_dir"]}')
 

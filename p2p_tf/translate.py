@@ -33,6 +33,8 @@ _TILE_SIZE = flags.DEFINE_integer('tile_size', 1024, 'With --fit=pad, images wit
                                   '(a multiple of 2**depth); 0: never tile.')
 _TILE_OVERLAP = flags.DEFINE_integer('tile_overlap', 128, 'Overlap of neighbouring tiles, '
                                      'blended linearly.')
+_OVERWRITE = flags.DEFINE_boolean('overwrite', False, 'Replace output files that exist already '
+                                  '(an output never replaces one of the inputs).')
 _CONVERT_CHANNELS = flags.DEFINE_boolean('convert_channels', False, 'Convert inputs whose '
                                          'channel count differs from the model\'s (RGB <-> '
                                          'gray, alpha dropped) instead of stopping.')
@@ -48,7 +50,8 @@ def main():
         tile_size=_TILE_SIZE.value, tile_overlap=_TILE_OVERLAP.value,
         convert_channels=_CONVERT_CHANNELS.value, checkpoint=_CHECKPOINT.value)
     written, skipped = translator.translate_files(_INPUT.value, _OUTPUT.value,
-                                                  paired=_PAIRED.value)
+                                                  paired=_PAIRED.value,
+                                                  overwrite=_OVERWRITE.value)
     print(f'wrote {len(written)} image(s) to {_OUTPUT.value}')
     if skipped:
         raise UserError(f'{len(skipped)} of {len(written) + len(skipped)} input(s) could not be '

@@ -93,7 +93,7 @@ def test_periodic_evaluation_logs_scores_and_keeps_the_best(run, data_dir, tmp_p
         np.testing.assert_array_equal(saved, kept)
     # The evaluate command measures what training measured: one implementation.
     report = scoring.evaluate_run(str(workdir), data_dir=str(data_dir), checkpoint='best',
-                                     sheet_images=0, output_dir=str(tmp_path))
+                                     sheet_images=0, output_dir=str(tmp_path / 'best_eval'))
     for name in metrics.METRIC_NAMES:
         assert report['overall'][name] == pytest.approx(best[name], rel=1e-6)
 
@@ -129,6 +129,18 @@ def test_evaluate_run_writes_metrics_and_a_contact_sheet(run, report, data_dir, 
                                         max_images=2, output_dir=str(tmp_path))
     assert (eval_mode['mode'], eval_mode['count']) == ('eval', 2)
     assert sorted(os.listdir(tmp_path)) == ['contact_sheet.png', 'metrics.json']
+    # An explicit folder that holds files is written only with overwrite; the default one is
+    # refreshed (above, by the `report` fixture and again here).
+    (tmp_path / 'metrics.json').write_text('kept')
+    with pytest.raises(UserError, match='holds files already; pass --overwrite'):
+        scoring.evaluate_run(str(workdir), data_dir=str(data_dir), max_images=1,
+                             output_dir=str(tmp_path))
+    assert (tmp_path / 'metrics.json').read_text() == 'kept'
+    scoring.evaluate_run(str(workdir), data_dir=str(data_dir), max_images=1,
+                         output_dir=str(tmp_path), overwrite=True)
+    assert json.loads((tmp_path / 'metrics.json').read_text())['count'] == 1
+    assert scoring.evaluate_run(str(workdir), data_dir=str(data_dir))['output_dir'] == str(
+        workdir / 'eval' / 'val-step4')
     # Other evaluations of the step do not overwrite the default one.
     assert scoring.default_output_dir('w', 'val', 4, 'eval', 'folder', 2) == os.path.join(
         'w', 'eval', 'folder-val-step4-eval-first2')
@@ -198,7 +210,7 @@ def test_the_eval_split_is_val_else_test(tmp_path):
 
 @pytest.mark.parametrize('field, value, message', [
     ('eval_every', -1, 'eval_every'), ('eval_images', -2, 'eval_images'),
-    ('best_metric', 'fid', 'best_metric must be one of l1, psnr, ssim or none'),
+    ('best_metric', 'fid', 'best_metric must be one of l1, psnr, ssim, none'),
     ('eval_split', '', 'eval_split')])
 def test_bad_evaluation_fields_are_user_errors(field, value, message):
     config = config_lib.get_config()

@@ -275,12 +275,42 @@ def test_match_channels_converts_only_when_asked():
                                   np.repeat(gray, 3, axis=-1))
 
 
-def test_a_channel_mismatch_stops_at_the_first_file(run_dir, tmp_path):
+def test_a_channel_mismatch_is_a_warning_and_the_other_files_are_translated(run_dir, tmp_path):
     folder = tmp_path / 'inputs'
     folder.mkdir()
     write_image(folder / '1.png', 16, 16, channels=1)
-    with pytest.raises(UserError, match='1.png: the image has 1 channel'):
-        translation.Translator(str(run_dir[0])).translate_files(str(folder), str(tmp_path / 'out'))
+    write_image(folder / '2.png', 16, 16, channels=3)
+    warnings = []
+    written, skipped = translation.Translator(str(run_dir[0])).translate_files(
+        str(folder), str(tmp_path / 'out'), warn=warnings.append)
+    assert written == [str(tmp_path / 'out' / '2.png')]
+    assert [path for path, _ in skipped] == [str(folder / '1.png')]
+    assert warnings == [f'warning: skipping {folder / "1.png"}: the image has 1 channel(s) and '
+                        'the model takes 3; pass --convert_channels to convert it']
+
+
+def test_translating_never_replaces_an_input_and_asks_before_replacing_outputs(run_dir,
+                                                                              tmp_path):
+    folder = tmp_path / 'photos'
+    write_pairs(folder, 2)  # 1.png and 2.png: their outputs would have the same names.
+    before = {path: path.read_bytes() for path in folder.iterdir()}
+    translator = translation.Translator(str(run_dir[0]))
+    with pytest.raises(UserError, match=f'output {folder / "1.png"} would replace the input'):
+        translator.translate_files(str(folder), str(folder))
+    assert {path: path.read_bytes() for path in folder.iterdir()} == before
+    out = tmp_path / 'out'
+    translator.translate_files(str(folder), str(out))
+    (out / '1.png').write_bytes(b'kept')
+    with pytest.raises(UserError, match=r'2 output file\(s\) already exist.*--overwrite'):
+        translator.translate_files(str(folder), str(out))
+    assert (out / '1.png').read_bytes() == b'kept'
+    written, _ = translator.translate_files(str(folder), str(out), overwrite=True)
+    assert (out / '1.png').read_bytes() != b'kept' and len(written) == 2
+    (tmp_path / 'mixed').mkdir()
+    write_image(tmp_path / 'mixed' / 'x.jpg', 16, 16)
+    write_image(tmp_path / 'mixed' / 'x.png', 16, 16)
+    with pytest.raises(UserError, match='would both be written to'):
+        translator.translate_files(str(tmp_path / 'mixed'), str(tmp_path / 'mixed_out'))
 
 
 def test_load_generator_from_a_checkpoint_path(run_dir, tmp_path):
@@ -302,8 +332,10 @@ def test_grayscale_model_end_to_end(tmp_path):
     write_image(folder / 'gray.png', 40, 24, channels=1)
     write_image(folder / 'color.png', 40, 24, channels=3)
     translator = translation.Translator(str(workdir), mode='eval')
-    with pytest.raises(UserError, match='color.png: the image has 3 channel'):
-        translator.translate_files(str(folder), str(tmp_path / 'out'))
+    written, skipped = translator.translate_files(str(folder), str(tmp_path / 'gray_only'),
+                                                  warn=lambda message: None)
+    assert [os.path.basename(path) for path, _ in skipped] == ['color.png']
+    assert 'the image has 3 channel' in skipped[0][1] and len(written) == 1
     translator = translation.Translator(str(workdir), mode='eval', convert_channels=True)
     written, _ = translator.translate_files(str(folder), str(tmp_path / 'out'))
     for path in written:

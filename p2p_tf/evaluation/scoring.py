@@ -113,7 +113,7 @@ def default_output_dir(workdir, split, step, mode='paper', dataset=None, max_ima
 def evaluate_run(workdir: str, split: str | None = None, dataset: str | None = None,
                  data_dir: str | None = None, checkpoint: str | None = None, mode: str = 'paper',
                  max_images: int = 0, sheet_images: int = 8,
-                 output_dir: str | None = None) -> dict:
+                 output_dir: str | None = None, overwrite: bool = False) -> dict:
     """Scores a training run's generator on one split and writes METRICS_FILENAME (and
     SHEET_FILENAME when sheet_images > 0) into output_dir. Returns the report written to the
     JSON: run facts (workdir, checkpoint, step, dataset, split, mode, image_size, count, ...),
@@ -122,8 +122,13 @@ def evaluate_run(workdir: str, split: str | None = None, dataset: str | None = N
     workdir, checkpoint: as workdirs.find_checkpoint (checkpoint 'best': WORKDIR/best);
     split: None for the split training evaluates (config.eval_split; AUTO: val, else test);
     dataset, data_dir: another dataset than the run's (e.g. 'folder' with a data_dir);
-    max_images: 0 for all of the split; output_dir: None for default_output_dir(...).
+    max_images: 0 for all of the split; output_dir: None for default_output_dir(...), which
+    each evaluation of the same step and settings refreshes; an explicit output_dir that holds
+    files already is a UserError unless `overwrite`.
     """
+    if output_dir and not overwrite and os.path.isdir(output_dir) and os.listdir(output_dir):
+        raise UserError(f'{output_dir} holds files already; pass --overwrite to write the '
+                        'evaluation there anyway, or choose another --output')
     workdir, path = workdirs.find_checkpoint(workdir, checkpoint)
     generator, config = workdirs.load_generator(workdir, path)
     other_dataset = dataset if dataset and dataset != config.dataset else None

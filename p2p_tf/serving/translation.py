@@ -129,6 +129,29 @@ def output_path(output_dir, path):
     return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + '.png')
 
 
+def planned_outputs(files, output_dir, overwrite=False):
+    """{input path: its output path in output_dir}, or a UserError before anything is written:
+    when an output would replace one of the inputs, when two inputs would have one output
+    (x.jpg and x.png), or when outputs exist already and not `overwrite`."""
+    outputs = {path: output_path(output_dir, path) for path in files}
+    inputs = {os.path.realpath(path): path for path in files}
+    by_output = {}
+    for path, output in outputs.items():
+        real = os.path.realpath(output)
+        if real in inputs:
+            raise UserError(f'the output {output} would replace the input {inputs[real]}; '
+                            'choose another --output folder')
+        if real in by_output:
+            raise UserError(f'{by_output[real]} and {path} would both be written to {output}; '
+                            'translate them into different folders')
+        by_output[real] = path
+    existing = [output for output in outputs.values() if os.path.lexists(output)]
+    if existing and not overwrite:
+        raise UserError(f'{len(existing)} output file(s) already exist in {output_dir} (e.g. '
+                        f'{existing[0]}); pass --overwrite to replace them')
+    return outputs
+
+
 def is_export(path):
     return os.path.isfile(os.path.join(path, 'saved_model.pb'))
 
@@ -193,30 +216,31 @@ class Translator:
         (source, target), = input_pipeline.eval_dataset([path], self.config).take(1)
         return images.side_by_side(source, self.run(source), target)[0]
 
-    def translate_files(self, input_path, output_dir, paired=False, warn=None):
+    def translate_files(self, input_path, output_dir, paired=False, warn=None, overwrite=False):
         """Translates an image file or a folder of them into PNGs in `output_dir`. Returns
         (written paths, [(skipped path, reason), ...]).
 
         paired=False: each file is a source image of any size. paired=True: each file is a
         side-by-side pair and the output an input | output | target strip. A file that cannot
-        be read is skipped and reported through warn(message) (default: print to stderr); the
-        others are still translated.
+        be translated (unreadable, empty, too small, another channel count) is skipped and
+        reported through warn(message) (default: print to stderr); the others are still
+        translated. Nothing is translated when an output would replace one of the inputs, or
+        an existing file unless `overwrite` (UserError).
         """
         warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         files = input_files(input_path)
+        outputs = planned_outputs(files, output_dir, overwrite)
         os.makedirs(output_dir, exist_ok=True)
         written, skipped = [], []
         for path in files:
             try:
                 output = (self.translate_pair(path) if paired
                           else self.translate(image_files.read_image(path)))
-            except ChannelMismatch as e:
-                raise UserError(f'{path}: {e}') from None  # The next files would fail alike.
             except (tf.errors.OpError, UserError) as e:
                 reason = op_error_reason(e) if isinstance(e, tf.errors.OpError) else str(e)
                 warn(f'warning: skipping {path}: {reason}')
                 skipped.append((path, reason))
                 continue
-            images.write_png(output, output_path(output_dir, path))
-            written.append(output_path(output_dir, path))
+            images.write_png(output, outputs[path])
+            written.append(outputs[path])
         return written, skipped
