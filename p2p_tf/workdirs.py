@@ -6,13 +6,18 @@
     WORKDIR/best/best.json         its step, split and scores
     WORKDIR/logs/train, logs/eval  TensorBoard summaries
     WORKDIR/eval/...               reports of `python -m p2p_tf.evaluate`
+    WORKDIR/train.lock             the pid and host of the training process writing it
+    WORKDIR/checkpoints/damaged/   checkpoints that failed to restore, set aside (never deleted)
 
 The FCN-score segmenter's folder (fcn_dir) has the same config.json and checkpoints/.
 """
 
+import errno
 import json
 import os
 import re
+import shutil
+import socket
 
 import ml_collections
 import tensorflow as tf
@@ -28,6 +33,8 @@ BEST = 'best'  # The folder of the best checkpoint, and `checkpoint='best'` nami
 BEST_RECORD = 'best.json'
 LOGS = 'logs'
 EVAL = 'eval'
+LOCK = 'train.lock'
+DAMAGED = 'damaged'
 # The checkpoint variable holding the training step (training/trainer.py names it `step`).
 STEP_KEY = 'step/.ATTRIBUTES/VARIABLE_VALUE'
 
@@ -160,6 +167,133 @@ def load_generator(workdir: str, checkpoint: str | None = None):
     workdir, path = find_checkpoint(workdir, checkpoint)
     config = read_config(workdir)
     generator = models.generator_from_config(config)
-    status = tf.train.Checkpoint(generator=generator).restore(path)
-    status.expect_partial().assert_existing_objects_matched()
+    try:
+        status = tf.train.Checkpoint(generator=generator).restore(path)
+        status.expect_partial().assert_existing_objects_matched()
+    except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways)
+        raise UserError(restore_error(path, e)) from None
     return generator, config
+
+
+def restore_error(path: str, error: Exception) -> str:
+    """Why a checkpoint did not restore, in words, for a one-line error."""
+    reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return (f'cannot restore checkpoint {path} ({type(error).__name__}: {reason}); its files '
+            'may be damaged (cut short by a full disk or an interrupted copy)')
+
+
+def set_aside(path: str) -> str:
+    """Moves the files of checkpoint `path` into checkpoints/damaged/; returns that folder."""
+    folder = os.path.join(os.path.dirname(path), DAMAGED)
+    os.makedirs(folder, exist_ok=True)
+    prefix = os.path.basename(path)
+    for name in os.listdir(os.path.dirname(path)):
+        if name == prefix + '.index' or name.startswith(prefix + '.data-'):
+            os.replace(os.path.join(os.path.dirname(path), name), os.path.join(folder, name))
+    return folder
+
+
+def restore_newest_good(checkpoint: tf.train.Checkpoint, folder: str, warn,
+                        move: bool = True) -> str | None:
+    """Restores the newest checkpoint in `folder` that restores, setting each newer one that
+    fails aside (set_aside; only if `move`: the workers of a multi-worker run other than the
+    chief leave the chief's files alone) with warn(message); returns its path, or None when
+    the folder has none. A UserError names the damaged checkpoints when none restores."""
+    state = tf.train.get_checkpoint_state(folder)
+    if state is None:
+        return None
+    paths = [path if os.path.isabs(path) else os.path.join(folder, path)
+             for path in state.all_model_checkpoint_paths] or [state.model_checkpoint_path]
+    damaged = []
+    for path in reversed(paths):
+        try:
+            checkpoint.restore(path).assert_existing_objects_matched()
+        except Exception as e:  # noqa: BLE001  (a damaged file fails in many ways)
+            damaged.append(path)
+            moved = f'moved it to {set_aside(path)}' if move else 'skipping it'
+            warn(f'warning: {restore_error(path, e)}; {moved} and trying the one before')
+            continue
+        kept = paths[:paths.index(path) + 1]
+        if damaged and move:
+            tf.compat.v1.train.update_checkpoint_state(folder, path,
+                                                       all_model_checkpoint_paths=kept)
+        return path
+    raise UserError(f'none of the checkpoints in {folder} restores ({", ".join(damaged)}; moved '
+                    f'to {os.path.join(folder, DAMAGED)}); start a new run in another workdir')
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Someone else's process.
+    return True
+
+
+class TrainingLock:
+    """The one writer of a workdir: WORKDIR/train.lock holds the pid and host of the training
+    process. A second process gets a UserError naming them; a lock left by a process that no
+    longer exists on this host is taken over with warn(message). Readers (translate,
+    evaluate, export) never look at it: they read finished checkpoints only.
+
+        with workdirs.TrainingLock(workdir, warn):
+            ...  # train
+    """
+
+    def __init__(self, workdir: str, warn):
+        self.path, self.warn = os.path.join(workdir, LOCK), warn
+        self.owner = dict(pid=os.getpid(), host=socket.gethostname())
+
+    def __enter__(self):
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        except OSError as e:
+            raise UserError(f'cannot write to workdir {os.path.dirname(self.path)}: '
+                            f'{e.strerror}') from None
+        while True:
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                self.take_over_if_stale()
+                continue
+            with os.fdopen(descriptor, 'w') as f:
+                json.dump(self.owner, f)
+            return self
+
+    def take_over_if_stale(self):
+        try:
+            with open(self.path) as f:
+                holder = json.load(f)
+        except FileNotFoundError:
+            return  # Released meanwhile: try again.
+        except (OSError, ValueError):
+            holder = {}
+        pid, host = holder.get('pid'), holder.get('host')
+        if host == self.owner['host'] and isinstance(pid, int) and not process_exists(pid):
+            self.warn(f'warning: taking over {self.path}, left by process {pid} on {host}, '
+                      'which no longer runs')
+            os.remove(self.path)
+            return
+        raise UserError(f'{os.path.dirname(self.path)} is being trained by process {pid} on '
+                        f'{host} ({self.path}); wait for it, or use another --workdir (delete '
+                        'the lock file only if that process is gone)')
+
+    def __exit__(self, *exc):
+        try:
+            os.remove(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def disk_full_message(folder: str, error: Exception) -> str | None:
+    """The one line for a checkpoint save that failed because the disk is full, else None."""
+    text = str(error)
+    if isinstance(error, tf.errors.ResourceExhaustedError) or 'No space left' in text or (
+            isinstance(error, OSError) and error.errno == errno.ENOSPC):
+        free = shutil.disk_usage(folder).free if os.path.isdir(folder) else 0
+        return (f'the disk is full: cannot save a checkpoint in {folder} ({free // 2**20} MB '
+                'free); the earlier checkpoints are intact; free some space and run the same '
+                'command again to resume')
+    return None

@@ -7,6 +7,9 @@ grids, periodic evaluation and best checkpoint (periodic.py) and checkpoints.
 """
 
 
+import contextlib
+import sys
+
 import keras
 import ml_collections
 import tensorflow as tf
@@ -50,6 +53,15 @@ def train(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None 
     strategy = strategy or tf.distribute.get_strategy()
     config = distribution.resolve_run(config, strategy)
     chief = distribution.is_chief(strategy)
+    # A workdir has one writer; a second train on it stops here, before writing anything.
+    lock = (workdirs.TrainingLock(workdir, lambda text: print(text, file=sys.stderr, flush=True))
+            if chief else contextlib.nullcontext())
+    with lock:
+        return train_locked(config, workdir, data_dir, stream, strategy, on_sample, chief)
+
+
+def train_locked(config, workdir, data_dir, stream, strategy, on_sample, chief):
+    """train() of a config resolved for `strategy`, holding the workdir's lock if chief."""
     train_examples, sample_examples, unreadable = examples_lib.training_data(config, data_dir)
     if chief:
         prepare_workdir(config, workdir)
@@ -58,20 +70,20 @@ def train(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None 
     keras.utils.set_random_seed(config.seed)
     trainer = Trainer(config, total_steps, decay_steps, strategy)
     checkpoints = workdirs.checkpoints_dir(workdir)
+    progress = Progress(total_steps, config.batch_size, config.log_every, stream)
+    for path, reason in unreadable:
+        progress.message(f'warning: skipping unreadable image {path}: {reason}')
+    if unreadable:
+        progress.message(f'skipped {len(unreadable)} unreadable training image(s)')
+    # The newest checkpoint that restores: a damaged one is set aside with a warning.
+    latest = workdirs.restore_newest_good(trainer.checkpoint, checkpoints, progress.message,
+                                          move=chief)
     # Saving reads each mirrored variable's local copy and runs no collective (the networks,
     # Adam and the RNG states have no sync-on-read variables), so the other workers of a
     # multi-worker run need not take part, and write nothing.
     manager = tf.train.CheckpointManager(
         trainer.checkpoint, checkpoints, max_to_keep=config.keep_checkpoints,
         step_counter=trainer.step) if chief else None
-    progress = Progress(total_steps, config.batch_size, config.log_every, stream)
-    for path, reason in unreadable:
-        progress.message(f'warning: skipping unreadable image {path}: {reason}')
-    if unreadable:
-        progress.message(f'skipped {len(unreadable)} unreadable training image(s)')
-    latest = tf.train.latest_checkpoint(checkpoints)
-    if latest:
-        trainer.checkpoint.restore(latest).assert_existing_objects_matched()
     start_step = int(trainer.step.numpy())
     if latest:
         progress.message(f'resumed from {latest} at step {start_step}')
@@ -135,7 +147,13 @@ def run_loop(trainer, dataset, manager, progress, total_steps, samples=None, eva
         tf.summary.scalar('images_per_second', progress.images_per_second(step), step=step)
 
     def save(step):
-        return manager.save(checkpoint_number=step)
+        try:
+            return manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as e:
+            message = workdirs.disk_full_message(manager.directory, e)
+            if message:
+                raise UserError(message) from None
+            raise
 
     work = []
     if samples:
