@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from PIL import Image
-from test_inference import randomize
 
 from p2p_tf import workdirs
 from p2p_tf.datasets import preprocessing
@@ -21,6 +20,7 @@ from p2p_tf.serving import export as export_lib
 from p2p_tf.serving import translation
 
 from conftest import run_command, tiny_config
+from test_inference import randomize
 
 STEP = 7
 # Largest |TFLite - SavedModel| of translate_float in [-1, 1] units, as docs/translating.md

@@ -8,7 +8,7 @@ the input pipeline uses, so a file that reads here reads in training.
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from p2p_tf.errors import UserError, op_error_reason
 
@@ -27,14 +27,60 @@ def natural_key(path):
     return (0, int(stem), '') if stem.isdigit() else (1, 0, stem)
 
 
+# EXIF orientation tag (0x0112): how a viewer turns the stored pixels upright. 1 is upright;
+# 5-8 swap width and height (every phone photo taken in portrait is one of them).
+ORIENTATION_TAG = 0x0112
+UPRIGHT = 1
+
+
 def read_header(path):
-    """((width, height), Pillow mode) from an image file's header, without decoding the pixels;
-    a UserError naming the file if it cannot be read."""
+    """((width, height) as a viewer shows the image, Pillow mode) from an image file's header,
+    without decoding the pixels; a UserError naming the file if it cannot be read."""
     try:
         with Image.open(path) as image:
-            return image.size, image.mode
+            width, height = image.size
+            if file_orientation(image) in (5, 6, 7, 8):
+                width, height = height, width
+            return (width, height), image.mode
     except (OSError, SyntaxError, ValueError) as e:
         raise UserError(f'cannot read image {path}: {e}') from None
+
+
+def file_orientation(image):
+    """The EXIF orientation (1-8) of an open Pillow image; 1 when it has none."""
+    orientation = image.getexif().get(ORIENTATION_TAG, UPRIGHT)
+    return orientation if orientation in range(1, 9) else UPRIGHT
+
+
+def orientation(path):
+    """The EXIF orientation (1-8) of an image file; 1 when it has none or cannot be read."""
+    try:
+        with Image.open(path) as image:
+            return file_orientation(image)
+    except (OSError, SyntaxError, ValueError):
+        return UPRIGHT
+
+
+def upright(pixels, orientation):
+    """numpy [H, W, ...] as stored -> as a viewer shows it, for an EXIF orientation 1-8."""
+    if orientation in (5, 7):  # Transposed, then turned like 1 (5) or 3 (7).
+        pixels, orientation = np.swapaxes(pixels, 0, 1), 1 if orientation == 5 else 3
+    turns = {3: 2, 6: -1, 8: 1}  # Counter-clockwise quarter turns.
+    if orientation in turns:
+        return np.rot90(pixels, turns[orientation])
+    if orientation in (2, 4):
+        return np.flip(pixels, axis=1 if orientation == 2 else 0)
+    return pixels
+
+
+def upright_png(path):
+    """The bytes of a PNG of the file's pixels, turned upright (for the tf.data pipeline)."""
+    import io
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        buffer = io.BytesIO()
+        image.save(buffer, format='PNG')
+    return buffer.getvalue()
 
 
 def image_size(path):
@@ -106,7 +152,9 @@ def undecodable_example(examples):
 
 
 def read_image(path):
-    """Image file -> uint8 numpy [H, W, C] with the file's own channel count (1-4)."""
+    """Image file -> uint8 numpy [H, W, C] with the file's own channel count (1-4), upright as
+    a viewer shows it (the EXIF orientation applied)."""
     import tensorflow as tf
     contents = tf.io.read_file(path)
-    return np.asarray(tf.io.decode_image(contents, expand_animations=False))
+    pixels = np.asarray(tf.io.decode_image(contents, expand_animations=False))
+    return np.ascontiguousarray(upright(pixels, orientation(path)))

@@ -7,9 +7,10 @@ and flip of seed (seed, k). A run resumed at step s starts at example s * batch_
 exactly what an uninterrupted run would have seen, with no iterator state in the checkpoint.
 """
 
+import numpy as np
 import tensorflow as tf
 
-from p2p_tf.datasets import preprocessing
+from p2p_tf.datasets import image_files, preprocessing
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -72,12 +73,27 @@ def example_reader(examples):
     pairs = [(example, '') if isinstance(example, str) else tuple(example)
              for example in examples]
     files_a, files_b = (tf.constant(column) for column in zip(*pairs))
+    # Files with an EXIF orientation (phone photos) are read upright, as a viewer shows them:
+    # re-encoded as PNG by Pillow, since TensorFlow's decoders ignore the tag. Others are read
+    # as they are, so a dataset without the tag reads exactly as before.
+    turned = {path for pair in pairs for path in pair
+              if path and image_files.orientation(path) != image_files.UPRIGHT}
+
+    def read_file(path):
+        if not turned:
+            return tf.io.read_file(path)
+        return tf.cond(
+            tf.reduce_any(tf.equal(path, tf.constant(sorted(turned)))),
+            lambda: tf.ensure_shape(tf.numpy_function(
+                lambda p: image_files.upright_png(np.asarray(p).item().decode()), [path], tf.string,
+                stateful=False), []),
+            lambda: tf.io.read_file(path))
 
     def read(index):
         path_b = tf.gather(files_b, index)
-        encoded_b = tf.cond(tf.strings.length(path_b) > 0, lambda: tf.io.read_file(path_b),
+        encoded_b = tf.cond(tf.strings.length(path_b) > 0, lambda: read_file(path_b),
                             lambda: tf.constant(''))
-        return tf.io.read_file(tf.gather(files_a, index)), encoded_b
+        return read_file(tf.gather(files_a, index)), encoded_b
     return len(examples), read
 
 

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 from p2p_tf import config as config_lib
 from p2p_tf.datasets.image_files import list_images, natural_key, read_header
@@ -125,7 +125,8 @@ def combine(a_dir, b_dir, out_dir, resize=None, image_format='png', overwrite=Fa
         mode = pair_mode(mode_a, mode_b)
         try:
             with Image.open(a_files[name]) as a, Image.open(b_files[name]) as b:
-                a, b = a.convert(mode), b.convert(mode)
+                # Upright, as a viewer shows them (EXIF orientation applied).
+                a, b = (ImageOps.exif_transpose(image).convert(mode) for image in (a, b))
         except (OSError, SyntaxError, ValueError) as e:
             raise UserError(f'cannot decode the pair {name} ({e}); {len(result.written)} '
                             f'pair(s) written to {out_dir} before it') from None
