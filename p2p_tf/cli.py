@@ -13,7 +13,12 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 from absl import app, flags, logging  # noqa: E402
 
+from p2p_tf import native_logs  # noqa: E402
 from p2p_tf.errors import TrainingError, UserError  # noqa: E402
+
+_VERBOSE = flags.DEFINE_boolean(
+    'verbose', False, "Show TensorFlow's native start-up lines (CUDA stubs, CPU features), "
+    f'hidden otherwise; {native_logs.VERBOSE_ENV}=1 does the same.')
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -80,6 +85,9 @@ def run(main, commands=()):
         # absl's INFO default would print every checkpoint write; --verbosity=0 brings it back.
         if not flags.FLAGS['verbosity'].present:
             logging.set_verbosity(logging.WARNING)
+        # The flags are checked and TensorFlow not yet loaded: its start-up lines come next.
+        if not _VERBOSE.value:
+            native_logs.hide_startup_noise()
         try:
             main(*argv[1:2])
         except UserError as e:

@@ -12,6 +12,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from p2p_tf import native_logs
+
 from conftest import require_shared_data, run_command
 
 
@@ -159,10 +161,40 @@ def test_translate_skips_a_corrupt_file_and_exits_2_at_the_end(shared_data, tiny
     result = run_command('p2p_tf.translate', f'--workdir={workdir}', f'--input={inputs}',
                          f'--output={out}', '--mode=eval')
     assert error_line(result).endswith('1 of 2 input(s) could not be translated (warnings above)')
-    assert f'warning: skipping {inputs / "b.jpg"}' in result.stderr
+    # TensorFlow's native start-up lines are hidden; the warning and the error are not.
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2 and lines[1] == error_line(result)
+    assert lines[0].startswith(f'warning: skipping {inputs / "b.jpg"}: ')
     assert 'wrote 1 image(s)' in result.stdout
     with Image.open(out / 'a.png') as output:
         assert output.size == (300, 500)
+    verbose = run_command('p2p_tf.translate', f'--workdir={workdir}', f'--input={inputs}',
+                          f'--output={out}', '--mode=eval', '--overwrite',
+                          env={native_logs.VERBOSE_ENV: '1'})
+    shown = verbose.stderr.splitlines(keepends=True)
+    hidden = [line for line in shown if native_logs.STARTUP_NOISE.fullmatch(line)]
+    assert [line for line in shown if line not in hidden] == result.stderr.splitlines(
+        keepends=True)
+
+
+def test_a_mistyped_dataset_is_exactly_one_line():
+    result = run_command('p2p_tf.train', '--dataset=facdes', '--workdir=unused')
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "p2p_tf.train: error: unknown dataset 'facdes'; known datasets: cityscapes, "
+        'edges2handbags, edges2shoes, facades, maps, mnist_pairs, night2day, folder']
+
+
+def test_the_noise_filter_drops_only_tensorflows_start_up_lines():
+    noise = [
+        'WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n',
+        'I0000 00:00:1796123542.599981   10477 cudart_stub.cc:31] Could not find cuda drivers on '
+        'your machine, GPU will not be used.\n',
+        'E0000 00:00:1796123545.554157   10477 cuda_platform.cc:52] failed call to cuInit: '
+        'INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n']
+    kept = ['E0000 00:00:1796123545.554157   10477 op_kernel.cc:1830] OP_REQUIRES failed\n',
+            'warning: skipping x.jpg: cannot read it\n', 'Traceback (most recent call last):\n']
+    assert all(native_logs.STARTUP_NOISE.fullmatch(line) for line in noise)
+    assert not any(native_logs.STARTUP_NOISE.fullmatch(line) for line in kept)
 
 
 def test_a_cut_config_json_is_one_line_naming_it_in_every_command(shared_data, tiny_run,

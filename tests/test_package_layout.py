@@ -20,7 +20,7 @@ LAYERS = (
     ('nets',),
     ('datasets',),
     ('config',),
-    ('errors',),
+    ('errors', 'native_logs'),
 )
 
 

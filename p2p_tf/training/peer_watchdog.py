@@ -40,8 +40,11 @@ class Watchdog:
         self.arguments = [str(os.getpid()), str(timeout), task, *peers]
 
     def __enter__(self):
+        from p2p_tf import native_logs  # Here, not at the top: the child runs this file alone.
         self.child = subprocess.Popen([sys.executable, os.path.abspath(__file__), *self.arguments],
-                                      stdin=subprocess.PIPE)
+                                      stdin=subprocess.PIPE,
+                                      # Heard even after it ends this process.
+                                      stderr=native_logs.real_stderr())
         return self
 
     def __exit__(self, *exc):
