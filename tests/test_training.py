@@ -2,6 +2,7 @@
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -213,16 +214,18 @@ class FakeTerminal(io.StringIO):
 
 
 def test_progress_bar_on_a_terminal_and_lines_elsewhere(monkeypatch):
-    clock = iter([100.0, 100.0, 104.0, 104.0])
+    clock = iter([100.0, 104.0, 104.0])
     monkeypatch.setattr('time.perf_counter', lambda: next(clock))
+    monkeypatch.setenv('COLUMNS', '80')
     terminal = FakeTerminal()
     bar = Progress(total_steps=10, batch_size=2, log_every=5, stream=terminal)
-    bar.update(5, {'gen_l1': 0.5})  # The first step shown starts the clock.
-    bar.update(9, {'gen_l1': 0.25})  # 4 steps of 2 images in 4 s; 1 step left.
-    drawn = terminal.getvalue()
-    assert drawn.startswith('\r[' + '#' * 15 + '.' * 15 + '] step  5/10 gen_l1=0.5000 -- img/s')
-    assert drawn.endswith('\r[' + '#' * 27 + '.' * 3 + '] step  9/10 gen_l1=0.2500 '
-                          '2.00 img/s ETA 00:01\x1b[K')
+    bar.update(5, {'gen_l1': 0.5, 'disc': 0.75})  # The first step shown starts the clock.
+    bar.update(9, {'gen_l1': 0.25, 'disc': 0.5})  # 4 steps of 2 images in 4 s; 1 step left.
+    bar.bar.refresh()
+    redraws = [text for text in terminal.getvalue().split('\r') if text.strip()]
+    assert redraws[-1].startswith('9/10 |')
+    assert redraws[-1].rstrip().endswith('| gen_l1=0.2500 disc=0.5000 2.00 img/s ETA 00:01')
+    assert all(len(text.rstrip('\n')) <= 80 for text in redraws)
 
     log = io.StringIO()
     lines = Progress(total_steps=10, batch_size=2, log_every=5, stream=log)
@@ -258,3 +261,37 @@ def test_an_unreadable_training_image_is_skipped_with_a_warning(pair_folder, tmp
     assert f'warning: skipping unreadable image {bad}: ' in log.getvalue()
     assert 'training folder (AtoB, 6 pairs)' in log.getvalue()
     assert read_scalars(tmp_path, 'data/skipped_unreadable_images') == [1.0]
+
+
+@pytest.mark.parametrize('columns', [80, 50])
+def test_the_bar_of_a_training_command_fits_its_terminal(pair_folder, tmp_path, columns):
+    """In a pseudo-terminal of `columns` columns no redraw is wider than the terminal, so
+    none wraps; the losses that matter most come first."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 24, columns, 0, 0))
+    process = subprocess.Popen(
+        [sys.executable, '-m', 'p2p_tf.train', '--config=configs/tiny.py', '--dataset=folder',
+         f'--data_dir={pair_folder}', f'--workdir={tmp_path / "run"}', '--config.steps=30'],
+        cwd=str(REPO), stdin=follower, stdout=follower, stderr=subprocess.PIPE,
+        env=dict(os.environ, COLUMNS=str(columns)))
+    os.close(follower)
+    output = b''
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # The terminal closes when the process ends.
+            break
+        if not chunk:
+            break
+        output += chunk
+    assert process.wait(timeout=120) == 0, process.stderr.read()[-2000:]
+    text = re.sub(r'\x1b\[[0-9;]*[A-Za-z]', '', output.decode(errors='replace'))
+    redraws = [part for line in text.split('\n') for part in line.split('\r') if part.strip()]
+    bars = [part for part in redraws if '|' in part and '/30' in part]
+    assert bars and bars[-1].lstrip().startswith('30/30 |')
+    assert 'gen_l1=' in bars[-1]
+    assert max(len(part) for part in redraws if part in bars) <= columns
