@@ -43,15 +43,45 @@ def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
         output = preprocessing.to_uint8(run(source[tf.newaxis])[0])
         return np.asarray(preprocessing.resize(output, (height, width)))
     multiple = 2 ** config_lib.unet_depth(image_size)
-    padded, window = preprocessing.pad_to_multiple(
-        preprocessing.to_unit_range(image)[tf.newaxis], multiple)
-    if tile_size and max(height, width) > tile_size:
-        if tile_size % multiple:
-            raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
-        output = translate_tiles(run, padded, tile_size, tile_overlap)
-    else:
-        output = run(padded)
-    return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(output, window))[0])
+    if not tile_size or max(height, width) <= tile_size:
+        padded, window = preprocessing.pad_to_multiple(
+            preprocessing.to_unit_range(image)[tf.newaxis], multiple)
+        return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(run(padded),
+                                                                            window))[0])
+    if tile_size % multiple:
+        raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
+    # A large image stays uint8 (padded once); only the rows of one row of tiles are held in
+    # float, and finished rows go to the uint8 output: memory is the tile's work plus about
+    # two bytes per pixel of input and output.
+    padded, (top, left) = mirror_pad(np.asarray(image), multiple)
+    output = None
+    for first, band in translated_bands(run, padded[np.newaxis], tile_size, tile_overlap):
+        if output is None:
+            output = np.empty([height, width, band.shape[-1]], np.uint8)
+        # The band's rows of the image, converted as preprocessing.to_uint8 converts (half to
+        # even), in place.
+        start, stop = max(first, top), min(first + len(band), top + height)
+        if start >= stop:
+            continue
+        rows = band[start - first:stop - first, left:left + width]
+        rows += 1.0
+        rows *= 127.5
+        np.round(rows, out=rows)
+        np.clip(rows, 0, 255, out=rows)
+        output[start - top:stop - top] = rows
+    return output
+
+
+def mirror_pad(image, multiple):
+    """uint8 [H, W, C] -> (mirror-padded [H', W', C] with H', W' multiples of `multiple`,
+    (top, left) offsets of the image in it): preprocessing.pad_to_multiple on numpy."""
+    offsets, indices = [], []
+    for size in image.shape[:2]:
+        extra = (multiple - size % multiple) % multiple
+        offsets.append(extra // 2)
+        indices.append(np.asarray(preprocessing.reflect_indices(size, extra // 2,
+                                                                extra - extra // 2)))
+    return np.take(np.take(image, indices[0], axis=0), indices[1], axis=1), tuple(offsets)
 
 
 def tile_starts(length, tile, overlap):
@@ -63,31 +93,63 @@ def tile_starts(length, tile, overlap):
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def blend_window(height, width, ramp):
-    """[height, width, 1] weights rising linearly over `ramp` pixels from each edge."""
-    def axis(length):
-        distance = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
-        return np.clip(distance / max(ramp, 1), 1e-3, 1.0)
-    return (axis(height)[:, None] * axis(width)[None, :])[..., None].astype(np.float32)
+def ramp(length, width):
+    """[length] weights rising linearly over `width` pixels from each end (never 0)."""
+    distance = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
+    return np.clip(distance / max(width, 1), 1e-3, 1.0).astype(np.float32)
 
 
-def translate_tiles(run, padded, tile_size, overlap):
-    """[1, H, W, C] in [-1, 1] (H, W multiples of 2**depth) -> [1, H, W, C_out], translated
-    tile by tile; each output pixel is the weighted mean of the tiles covering it."""
+def blend_window(height, width, overlap):
+    """[height, width, 1] weights of a tile: ramps over `overlap` pixels from each edge."""
+    return (ramp(height, overlap)[:, None] * ramp(width, overlap)[None, :])[..., None]
+
+
+def translated_bands(run, padded, tile_size, overlap):
+    """Translates [1, H, W, C] (H, W multiples of 2**depth; float32 in [-1, 1] or uint8) tile
+    by tile and yields (first row, float32 [rows, W, C_out] in [-1, 1]) bands of finished
+    rows, top to bottom: each output pixel is the weighted mean of the tiles covering it.
+    Only the rows the current row of tiles covers are held in float."""
     _, height, width, _ = padded.shape
     if overlap >= tile_size:
         raise UserError(f'tile_overlap ({overlap}) must be smaller than tile_size ({tile_size})')
-    total, weights = None, np.zeros([height, width, 1], np.float32)
-    for top in tile_starts(height, tile_size, overlap):
-        for left in tile_starts(width, tile_size, overlap):
+    tops, lefts = tile_starts(height, tile_size, overlap), tile_starts(width, tile_size, overlap)
+    tile_height, tile_width = min(tile_size, height), min(tile_size, width)
+    # The tiles form a grid, so the summed weights are a product of one sum per axis.
+    rows, columns = np.zeros(height, np.float32), np.zeros(width, np.float32)
+    for top in tops:
+        rows[top:top + tile_height] += ramp(tile_height, overlap)
+    for left in lefts:
+        columns[left:left + tile_width] += ramp(tile_width, overlap)
+    band, band_top = None, 0  # Weighted sums of rows band_top .. band_top + tile_height.
+    for top in tops:
+        if band is not None:  # Rows above this row of tiles are finished; keep the rest.
+            done = top - band_top
+            yield band_top, finished(band[:done], rows[band_top:top], columns)
+            band = np.concatenate([band[done:], np.zeros_like(band[:done])])
+            band_top = top
+        for left in lefts:
             tile = padded[:, top:top + tile_size, left:left + tile_size]
+            if tile.dtype == np.uint8:
+                tile = preprocessing.to_unit_range(tile)
             output = np.asarray(run(tile))[0]
-            if total is None:
-                total = np.zeros([height, width, output.shape[-1]], np.float32)
-            window = blend_window(output.shape[0], output.shape[1], overlap)
-            total[top:top + output.shape[0], left:left + output.shape[1]] += output * window
-            weights[top:top + output.shape[0], left:left + output.shape[1]] += window
-    return (total / weights)[np.newaxis]
+            if band is None:
+                band = np.zeros([tile_height, width, output.shape[-1]], np.float32)
+            band[:, left:left + tile_width] += output * blend_window(tile_height, tile_width,
+                                                                     overlap)
+    yield band_top, finished(band, rows[band_top:band_top + tile_height], columns)
+
+
+def finished(sums, row_weights, column_weights):
+    """Weighted sums [rows, W, C] -> weighted means, divided in place."""
+    sums /= row_weights[:, None, None]
+    sums /= column_weights[None, :, None]
+    return sums
+
+
+def translate_tiles(run, padded, tile_size, overlap):
+    """translated_bands joined: [1, H, W, C] -> float32 [1, H, W, C_out] in [-1, 1]."""
+    return np.concatenate([band for _, band in translated_bands(run, padded, tile_size,
+                                                                overlap)])[np.newaxis]
 
 
 class ChannelMismatch(UserError):
