@@ -287,6 +287,14 @@ class TrainingLock:
             pass
 
 
+def remove_partial_save(folder: str, step: int) -> None:
+    """Removes what a failed save of ckpt-STEP left (TensorFlow writes it into a _temp folder
+    first), so that a full disk is not kept full by it."""
+    for name in os.listdir(folder):
+        if name.startswith(f'ckpt-{step}_temp'):
+            shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
 def disk_full_message(folder: str, error: Exception) -> str | None:
     """The one line for a checkpoint save that failed because the disk is full, else None."""
     text = str(error)

@@ -152,6 +152,7 @@ def run_loop(trainer, dataset, manager, progress, total_steps, samples=None, eva
         except (tf.errors.OpError, OSError) as e:
             message = workdirs.disk_full_message(manager.directory, e)
             if message:
+                workdirs.remove_partial_save(manager.directory, step)
                 raise UserError(message) from None
             raise
 
