@@ -47,7 +47,11 @@ def read_header(path):
 
 
 def file_orientation(image):
-    """The EXIF orientation (1-8) of an open Pillow image; 1 when it has none."""
+    """The EXIF orientation (1-8) of an open Pillow image; 1 when it has none. Read from the
+    header only: a PNG whose EXIF chunk comes after its pixels counts as upright, since
+    finding it would decode the whole file (and a header check must not)."""
+    if image.format == 'PNG' and 'exif' not in image.info:
+        return UPRIGHT
     orientation = image.getexif().get(ORIENTATION_TAG, UPRIGHT)
     return orientation if orientation in range(1, 9) else UPRIGHT
 

@@ -53,16 +53,19 @@ def train(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None 
     strategy = strategy or tf.distribute.get_strategy()
     config = distribution.resolve_run(config, strategy)
     chief = distribution.is_chief(strategy)
-    # A workdir has one writer; a second train on it stops here, before writing anything.
+    # The data is checked before anything is written; then a workdir has one writer: a
+    # second train on it stops here.
+    data = examples_lib.training_data(config, data_dir)
     lock = (workdirs.TrainingLock(workdir, lambda text: print(text, file=sys.stderr, flush=True))
             if chief else contextlib.nullcontext())
     with lock:
-        return train_locked(config, workdir, data_dir, stream, strategy, on_sample, chief)
+        return train_locked(config, workdir, data_dir, data, stream, strategy, on_sample, chief)
 
 
-def train_locked(config, workdir, data_dir, stream, strategy, on_sample, chief):
-    """train() of a config resolved for `strategy`, holding the workdir's lock if chief."""
-    train_examples, sample_examples, unreadable = examples_lib.training_data(config, data_dir)
+def train_locked(config, workdir, data_dir, data, stream, strategy, on_sample, chief):
+    """train() of a config resolved for `strategy`, holding the workdir's lock if chief;
+    data: examples.training_data of the config."""
+    train_examples, sample_examples, unreadable = data
     if chief:
         prepare_workdir(config, workdir)
 
