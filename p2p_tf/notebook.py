@@ -48,7 +48,7 @@ def grid_image(grid):
 
 
 class LiveSamples:
-    """An `on_sample` callback for training.train: one output area of the notebook, redrawn
+    """An `on_sample` callback for pix2pix.train: one output area of the notebook, redrawn
     with the latest sample grid and its step. `steps` lists the steps shown."""
 
     # Tiny runs draw 32-pixel rows; shown at least this wide (pixelated) they stay readable.

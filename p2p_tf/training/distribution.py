@@ -10,7 +10,7 @@ own statistics (instance normalization), and the run would no longer be the sing
 with the global batch.
 
 Strategies must be created before TensorFlow runs anything (multi-worker collectives are set up
-when the runtime starts), so entry points create one first and hand it to training.train.
+when the runtime starts), so entry points create one first and hand it to pix2pix.train.
 """
 
 import json
