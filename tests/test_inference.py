@@ -231,7 +231,10 @@ def test_tiles_blend_to_the_untiled_result_for_a_pointwise_model():
     inputs = keras.Input([None, None, 3])
     pointwise = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation='tanh')(inputs))
     image = np.random.default_rng(2).uniform(-1, 1, (1, 96, 160, 3)).astype(np.float32)
-    tiled = translation.translate_tiles(eval_runner(pointwise), image, tile_size=64, overlap=24)
+    bands = list(translation.translated_bands(eval_runner(pointwise), image, tile_size=64,
+                                              overlap=24))
+    assert [first for first, _ in bands] == [0, 32]  # Two rows of tiles: two bands.
+    tiled = np.concatenate([band for _, band in bands])[np.newaxis]
     np.testing.assert_allclose(tiled, pointwise(image, training=False), atol=1e-6)
 
 

@@ -146,12 +146,6 @@ def finished(sums, row_weights, column_weights):
     return sums
 
 
-def translate_tiles(run, padded, tile_size, overlap):
-    """translated_bands joined: [1, H, W, C] -> float32 [1, H, W, C_out] in [-1, 1]."""
-    return np.concatenate([band for _, band in translated_bands(run, padded, tile_size,
-                                                                overlap)])[np.newaxis]
-
-
 class ChannelMismatch(UserError):
     """An input's channel count differs from the model's and conversion was not asked for."""
 

@@ -78,10 +78,10 @@ class LossWindow:
                 f'non-finite loss at step {steps[index]} ({bad}; steps {first}-{last} checked '
                 f'together); stopped without saving. Last good checkpoint: '
                 f'{describe_last_good()}')
-        for index in range(len(steps)):
+        for name, column in values.items():
             # Summed one step at a time in float64, as floats fetched step by step would be.
-            self.sums = {name: self.sums[name] + float(values[name][index])
-                         for name in self.names}
+            for value in column:
+                self.sums[name] += float(value)
         self.count += len(steps)
         self.last_means = self.means()
 
