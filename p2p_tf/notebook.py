@@ -1,20 +1,16 @@
 """Helpers for the notebooks in notebooks/ (Colab or Jupyter): where they run, what they train
-on, sample grids redrawn while training, images shown side by side, and example inputs taken
-from a local copy of the data when nothing was uploaded.
+on, sample grids redrawn while training, and images shown side by side (example inputs from
+a local copy of the data: p2p_tf.datasets.examples.example_inputs).
 
 Nothing here trains or translates; the notebooks call training, inference and serving for that.
 """
 
 import base64
 import io
-import os
 
 import numpy as np
 import tensorflow as tf
 from PIL import Image
-
-from p2p_tf import config as config_lib
-from p2p_tf.datasets import image_files, preprocessing, sources
 
 
 def in_colab():
@@ -89,27 +85,3 @@ def show_images(titled_images, height=3.0):
         axis.axis('off')
     plt.show()
     plt.close(figure)
-
-
-def example_inputs(config, data_dir=None, count=1):
-    """The input halves of the first `count` side-by-side pairs of the val (else test) split
-    of a local copy of config.dataset (sources.local_copy; for 'folder', data_dir itself), at
-    their own size: {file name: uint8 [H, W, input_channels]}. {} when there is no such copy.
-
-    config: anything with dataset, direction, input_channels and output_channels (a run's
-    config, or a Translator's).
-    """
-    if config.dataset == config_lib.FOLDER_DATASET:
-        root = data_dir
-    else:
-        root = sources.local_copy(config.dataset, data_dir, archive=False)
-    split = next((split for split in config_lib.EVAL_SPLITS
-                  if root and os.path.isdir(os.path.join(root, split))), None)
-    if split is None:
-        return {}
-    examples = {}
-    for path in image_files.list_images(os.path.join(root, split))[:count]:
-        source, _ = preprocessing.decode_pair(tf.io.read_file(path), config.input_channels,
-                                              config.output_channels, config.direction)
-        examples[os.path.basename(path)] = source.numpy()
-    return examples

@@ -17,6 +17,7 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from p2p_tf import notebook
+from p2p_tf.datasets import examples
 
 from conftest import REPO, require_shared_data, write_pairs
 
@@ -93,7 +94,7 @@ def test_colab_notebook_trains_watches_translates_and_exports(
     runs = tmp_path / 'runs'
     variables = ('dict(executable=sys.executable, workdir=workdir, step=int(trainer.step), '
                  'sample_steps=samples.steps, strategy=distribution.describe(strategy), '
-                 'to_translate=to_translate)')
+                 'to_translate=to_translate, demo_url=demo_url)')
     text, facts, nb = execute_tiny('pix2pix_colab.ipynb', runs, variables, tmp_path, monkeypatch)
     assert facts['executable'] == sys.executable
     # Each Colab-only step said it was skipped.
@@ -119,6 +120,10 @@ def test_colab_notebook_trains_watches_translates_and_exports(
     assert image_size(upload) == image_size(workdir / 'translated' / '1.png') == (256, 256)
     assert any('image/png' in output.get('data', {})
                for output in cell_outputs(nb, 'translate'))
+
+    # The demo page came up on the run just trained, on this machine only.
+    assert facts['demo_url'].startswith('http://127.0.0.1:')
+    assert f'p2p_tf demo of {workdir} at {facts["demo_url"]}' in text
 
     export = workdir / 'export'
     assert (export / 'saved_model.pb').exists() and (workdir / 'export.zip').exists()
@@ -177,18 +182,18 @@ def pair_config(direction):
 @pytest.mark.parametrize('direction', ['AtoB', 'BtoA'])
 def test_example_inputs_are_the_input_halves_of_the_first_val_pairs(tmp_path, direction):
     pairs = write_pairs(tmp_path / 'val', 3, height=20)
-    examples = notebook.example_inputs(pair_config(direction), str(tmp_path), count=2)
-    assert list(examples) == ['1.png', '2.png']
-    for path, example in zip(pairs, examples.values()):
+    inputs = examples.example_inputs(pair_config(direction), str(tmp_path), count=2)
+    assert list(inputs) == ['1.png', '2.png']
+    for path, example in zip(pairs, inputs.values()):
         pixels = np.asarray(Image.open(path))
         expected = pixels[:, :20] if direction == 'AtoB' else pixels[:, 20:]
         np.testing.assert_array_equal(example, expected)
 
 
 def test_example_inputs_fall_back_to_the_test_split_then_to_none(tmp_path):
-    assert notebook.example_inputs(pair_config('AtoB'), str(tmp_path)) == {}
+    assert examples.example_inputs(pair_config('AtoB'), str(tmp_path)) == {}
     write_pairs(tmp_path / 'test', 1, height=20)
-    assert list(notebook.example_inputs(pair_config('AtoB'), str(tmp_path))) == ['1.png']
+    assert list(examples.example_inputs(pair_config('AtoB'), str(tmp_path))) == ['1.png']
 
 
 def test_show_images_draws_gray_and_colour_images_and_closes_its_figure():

@@ -11,7 +11,8 @@ PACKAGE = REPO / 'p2p_tf'
 MAX_MODULE_LINES = 400
 # Each layer may import only from the layers after it (commands -> ... -> config / errors).
 LAYERS = (
-    ('train', 'translate', 'export', 'evaluate', 'data', 'fcn_score', 'table1', 'benchmark'),
+    ('train', 'translate', 'export', 'evaluate', 'data', 'fcn_score', 'table1', 'benchmark',
+     'demo'),
     ('cli', 'notebook'),
     ('experiments',),
     ('training', 'serving'),

@@ -6,8 +6,10 @@ folder datasets and mnist_pairs as lists of file pairs (layouts.py). Both feed
 input_pipeline.train_dataset and eval_dataset.
 """
 
+import os
+
 from p2p_tf import config as config_lib
-from p2p_tf.datasets import image_files, layouts, sources, tfds_builder
+from p2p_tf.datasets import image_files, input_pipeline, layouts, sources, tfds_builder
 from p2p_tf.errors import UserError
 
 
@@ -55,3 +57,30 @@ def resolve_eval_split(config, data_dir=None):
         root = sources.dataset_root(config.dataset, data_dir)
         has_split = lambda split: layouts.has_split(root, split)  # noqa: E731
     return next((split for split in config_lib.EVAL_SPLITS if has_split(split)), None)
+
+
+def example_inputs(config, data_dir=None, count=1):
+    """The input halves of the first `count` pairs of the val (else test) split of a local copy
+    of config.dataset (sources.local_copy; for 'folder', data_dir itself), in any layout
+    split_pairs reads, at their own size: {file name: uint8 [H, W, input_channels]}; {} when
+    there is no such copy. The notebooks and the demo start from them.
+
+    config: anything with dataset, direction, input_channels and output_channels (a run's
+    config, or a Translator's).
+    """
+    if config.dataset == config_lib.FOLDER_DATASET:
+        root = data_dir if data_dir and os.path.isdir(data_dir) else None
+    else:
+        root = sources.local_copy(config.dataset, data_dir, archive=False)
+    split = next((split for split in config_lib.EVAL_SPLITS
+                  if root and layouts.has_split(root, split)), None)
+    if split is None:
+        return {}
+    pairs = layouts.split_pairs(root, split)[:count]
+    _, read = input_pipeline.example_reader(pairs)
+    examples = {}
+    for index, (path, _) in enumerate(pairs):
+        source, _ = input_pipeline.decode_example(*read(index), config.input_channels,
+                                                  config.output_channels, config.direction)
+        examples[os.path.basename(path)] = source.numpy()
+    return examples

@@ -42,7 +42,7 @@ def read_header(path):
             if file_orientation(image) in (5, 6, 7, 8):
                 width, height = height, width
             return (width, height), image.mode
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise UserError(f'cannot read image {path}: {e}') from None
 
 

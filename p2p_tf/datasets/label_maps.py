@@ -31,7 +31,44 @@ PALETTES = {
         ('pillar', (255, 0, 0)),
         ('shop', (170, 0, 0)),
     ),
+    # Cityscapes (the colours of its label definitions, which the pix2pix archive's label halves
+    # use): one entry per colour, so the void labels sharing black are 'unlabeled'. Not measured
+    # here as an FCN-score palette (the shared data has no cityscapes).
+    'cityscapes': (
+        ('unlabeled', (0, 0, 0)),
+        ('dynamic', (111, 74, 0)),
+        ('ground', (81, 0, 81)),
+        ('road', (128, 64, 128)),
+        ('sidewalk', (244, 35, 232)),
+        ('parking', (250, 170, 160)),
+        ('rail track', (230, 150, 140)),
+        ('building', (70, 70, 70)),
+        ('wall', (102, 102, 156)),
+        ('fence', (190, 153, 153)),
+        ('guard rail', (180, 165, 180)),
+        ('bridge', (150, 100, 100)),
+        ('tunnel', (150, 120, 90)),
+        ('pole', (153, 153, 153)),
+        ('traffic light', (250, 170, 30)),
+        ('traffic sign', (220, 220, 0)),
+        ('vegetation', (107, 142, 35)),
+        ('terrain', (152, 251, 152)),
+        ('sky', (70, 130, 180)),
+        ('person', (220, 20, 60)),
+        ('rider', (255, 0, 0)),
+        ('car', (0, 0, 142)),
+        ('truck', (0, 0, 70)),
+        ('bus', (0, 60, 100)),
+        ('caravan', (0, 0, 90)),
+        ('trailer', (0, 0, 110)),
+        ('train', (0, 80, 100)),
+        ('motorcycle', (0, 0, 230)),
+        ('bicycle', (119, 11, 32)),
+    ),
 }
+# The side of the pix2pix archives' A|B pairs that holds the label map, per palette: a run in
+# the direction from that side translates label maps (the paper's labels -> photo).
+LABEL_SIDES = {'facades': 'B', 'cityscapes': 'B'}
 VOID = 0
 
 # RGB -> (Y, Cb, Cr), JPEG's (JFIF) colour transform, rows Y, Cb, Cr.
@@ -45,6 +82,13 @@ RGB_TO_YCBCR = ((0.299, 0.587, 0.114),
 CHROMA_WEIGHT = 0.1
 # The scorer config's default off_palette_tolerance (config.py says how it was chosen).
 OFF_PALETTE_TOLERANCE = config_lib.OFF_PALETTE_TOLERANCE
+
+
+def input_palette(config):
+    """The name of the palette of a run's inputs when they are label maps of a dataset in
+    PALETTES (facades and cityscapes, labels -> photo), else None."""
+    side = LABEL_SIDES.get(config.dataset)
+    return config.dataset if side and config.direction.startswith(side) else None
 
 
 def class_names(palette):
