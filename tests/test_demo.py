@@ -202,21 +202,25 @@ def test_eight_requests_at_once_are_queued_and_all_answered(translator, tmp_path
     assert most[0] == 1  # One translation at a time: memory is that of one.
 
 
-def test_a_wrong_workdir_or_a_port_in_use_is_one_line_and_status_2(tmp_path):
+def test_a_wrong_workdir_is_one_line_and_status_2(tmp_path):
     result = run_command('p2p_tf.demo', f'--workdir={tmp_path / "missing"}')
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f'p2p_tf.demo: error: {tmp_path / "missing"} does not exist (give a training run\'s '
         'workdir, one of its checkpoints, or an export)']
+
+
+def test_a_port_in_use_is_refused_before_the_model_loads(tmp_path):
+    """serve's UserError, which the command prints as one line with exit status 2."""
+    from p2p_tf.serving import demo_app
     with socket.socket() as taken:
         taken.bind(('127.0.0.1', 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = run_command('p2p_tf.demo', f'--export_dir={tmp_path}', f'--port={port}')
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        f'p2p_tf.demo: error: cannot listen on 127.0.0.1:{port} (Address already in use); '
-        'pass --port=N for another port']
+        with pytest.raises(UserError) as error:
+            demo_app.serve(str(tmp_path / 'not_even_a_model'), port=port)
+    assert str(error.value) == (f'cannot listen on 127.0.0.1:{port} (Address already in use); '
+                                'pass --port=N for another port')
 
 
 def test_serve_prints_its_url_and_warns_when_listening_beyond_this_machine(trained, capsys):

@@ -275,7 +275,9 @@ def test_the_bar_of_a_training_command_fits_its_terminal(pair_folder, tmp_path, 
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack('HHHH', 24, columns, 0, 0))
     process = subprocess.Popen(
         [sys.executable, '-m', 'p2p_tf.train', '--config=configs/tiny.py', '--dataset=folder',
-         f'--data_dir={pair_folder}', f'--workdir={tmp_path / "run"}', '--config.steps=30'],
+         f'--data_dir={pair_folder}', f'--workdir={tmp_path / "run"}', '--config.steps=30',
+         # Only the bar is looked at: no periodic samples, evaluation or checkpoints between.
+         '--config.sample_every=1000', '--config.eval_every=0', '--config.checkpoint_every=1000'],
         cwd=str(REPO), stdin=follower, stdout=follower, stderr=subprocess.PIPE,
         env=dict(os.environ, COLUMNS=str(columns)))
     os.close(follower)
