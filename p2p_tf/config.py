@@ -119,6 +119,12 @@ def get_config(kind=None):
     config.decay_epochs = 0.0
     config.steps = 0  # > 0: train exactly this many steps instead of (epochs + decay_epochs).
     config.seed = 0
+    # Fine-tuning (`train --init_from`): a new run's generator starts from the weights of
+    # another run (its workdir or one of its checkpoints) or of a paper-mode export; the
+    # resolved checkpoint is recorded here. '' trains from scratch. init_discriminator also
+    # takes the source's discriminator when it has one.
+    config.init_from = ''
+    config.init_discriminator = False
 
     # Logging and checkpoints, in steps.
     config.log_every = 100
@@ -227,7 +233,7 @@ CHOICES = {
     'best_metric': METRIC_NAMES + (NO_BEST_METRIC,),
 }
 FLAGS = ('random_flip', 'random_vertical_flip', 'random_rotate90', 'fused_adam',
-         'matmul_weight_gradients')
+         'matmul_weight_gradients', 'init_discriminator')
 SPLIT_FIELDS = ('train_split', 'sample_split', 'eval_split')
 
 
@@ -261,6 +267,8 @@ def check(config):
     for name in FLAGS:
         if not isinstance(config[name], bool):
             raise UserError(f'{name} must be true or false, got {config[name]!r}')
+    if not isinstance(config.init_from, str):
+        raise UserError(f'init_from must be a path (or empty), got {config.init_from!r}')
     for name in SPLIT_FIELDS:
         if not config[name] or not isinstance(config[name], str):
             raise UserError(f'{name} must be a split name or auto, got {config[name]!r}')

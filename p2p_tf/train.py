@@ -32,6 +32,11 @@ _STRATEGY = flags.DEFINE_enum(
     'TF_CONFIG names), tpu.')
 _TPU = flags.DEFINE_string('tpu', None, 'With --strategy=tpu: the TPU name or grpc:// address '
                            '(default: the one the environment names).')
+_INIT_FROM = flags.DEFINE_string(
+    'init_from', None, 'Fine-tune: start the generator from the weights of another run (its '
+    'workdir or a checkpoint) or of a paper-mode export; a new run, at step 0 with fresh '
+    'optimizers (--config.init_discriminator=true also takes its discriminator). Ignored, with '
+    'a warning, when the workdir already has checkpoints.')
 _PEER_TIMEOUT = flags.DEFINE_float(
     'peer_timeout', peer_watchdog.DEFAULT_TIMEOUT_SECONDS,
     'With --strategy=multi_worker: seconds to wait for every worker of TF_CONFIG to join.')
@@ -41,6 +46,8 @@ def main():
     config = _CONFIG.value
     if _DATASET.value:
         config.dataset = _DATASET.value
+    if _INIT_FROM.value:
+        config.init_from = _INIT_FROM.value
     # The checks that need no TensorFlow come before it loads, so a mistyped option or
     # dataset is answered at once; train() resolves the rest for the strategy.
     config = config_lib.resolve(config)

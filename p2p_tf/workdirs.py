@@ -35,6 +35,8 @@ LOGS = 'logs'
 EVAL = 'eval'
 LOCK = 'train.lock'
 DAMAGED = 'damaged'
+# An export folder's own description of itself (p2p_tf/serving/export.py writes it).
+EXPORT_METADATA = os.path.join('assets.extra', 'p2p_tf_metadata.json')
 # The checkpoint variable holding the training step (training/trainer.py names it `step`).
 STEP_KEY = 'step/.ATTRIBUTES/VARIABLE_VALUE'
 

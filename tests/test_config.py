@@ -106,7 +106,7 @@ INVALID = {
     'sample_every': -1, 'num_samples': 0, 'checkpoint_every': -1, 'keep_checkpoints': 0,
     'eval_every': -1, 'eval_split': '', 'eval_images': -1, 'best_metric': 'fid',
     'sync_batch_norm': 'maybe', 'precision': 'float8', 'xla': 'yes', 'fused_adam': 'no',
-    'matmul_weight_gradients': None,
+    'matmul_weight_gradients': None, 'init_from': 3, 'init_discriminator': 'true',
 }
 
 

@@ -80,8 +80,10 @@ def to_uint8(image):
 def reflect_indices(size, before, after):
     """Indices into [0, size) of a mirror padding (no edge repeat) of `before` and `after`
     extra positions; unlike tf.pad's REFLECT mode, the padding may exceed the size."""
-    positions = tf.range(-before, size + after)
     period = tf.maximum(2 * (size - 1), 1)
+    # Shifted by whole periods to be non-negative: the ONNX conversion of floormod truncates
+    # like C's %, which differs from floormod on negative numbers.
+    positions = tf.range(-before, size + after) + period * (before // period + 1)
     folded = tf.math.floormod(positions, period)
     return tf.minimum(tf.where(folded < size, folded, period - folded), size - 1)
 

@@ -15,6 +15,9 @@ Set `matmul_weight_gradients=False` for Keras' own gradient (the benchmark's ref
 same one on all of them, its RNG state being mirrored); with one replica it is Keras' layer.
 """
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 
@@ -104,6 +107,23 @@ class Conv2DTranspose(keras.layers.Conv2DTranspose):
         return dict(super().get_config(), matmul_weight_gradients=self.matmul_weight_gradients)
 
 
+# Set by stateful_dropout(): Dropout then draws from TensorFlow's stateful random op.
+_STATEFUL_DROPOUT = threading.local()
+
+
+@contextlib.contextmanager
+def stateful_dropout():
+    """Within the block, Dropout layers traced for training draw their masks from
+    tf.nn.dropout's stateful random op instead of Keras' seed generator. An ONNX export in
+    paper mode is traced so: ONNX has a random op for that one (RandomUniformLike), none for
+    TensorFlow's stateless random ops."""
+    _STATEFUL_DROPOUT.on = True
+    try:
+        yield
+    finally:
+        _STATEFUL_DROPOUT.on = False
+
+
 @keras.saving.register_keras_serializable('p2p_tf')
 class Dropout(keras.layers.Dropout):
     """keras.layers.Dropout whose mask also depends on the replica: under a strategy with
@@ -111,6 +131,8 @@ class Dropout(keras.layers.Dropout):
     number, so that the examples of a global batch get independent masks as on one device."""
 
     def call(self, inputs, training=False):
+        if training and self.rate > 0 and getattr(_STATEFUL_DROPOUT, 'on', False):
+            return tf.nn.dropout(inputs, rate=self.rate, noise_shape=self.noise_shape)
         context = tf.distribute.get_replica_context()
         if not (training and self.rate > 0) or context is None or (
                 context.num_replicas_in_sync == 1):

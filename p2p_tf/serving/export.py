@@ -1,5 +1,6 @@
 """Exporting a trained generator for serving: a SavedModel that translates images of any size,
-and TFLite files (float32, float16, dynamic-range) for images of the training size.
+TFLite files (float32, float16, dynamic-range) for images of the training size, and an ONNX
+model for other runtimes (onnxruntime in C++, C#, JavaScript, ...).
 
 The SavedModel needs only TensorFlow to load (`tf.saved_model.load(export_dir)`) and has three
 signatures:
@@ -16,6 +17,7 @@ when complete, so an interrupted or failed export never leaves a half-written fo
 `overwrite` never loses the previous export unless the new one is ready.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -29,15 +31,18 @@ from p2p_tf import config as config_lib
 from p2p_tf import workdirs
 from p2p_tf.datasets import preprocessing
 from p2p_tf.errors import UserError
-from p2p_tf.nets import generation, models
+from p2p_tf.nets import generation, layers, models
 
-METADATA_PATH = os.path.join('assets.extra', 'p2p_tf_metadata.json')
+METADATA_PATH = workdirs.EXPORT_METADATA
 # TFLite files written by `export_tflite`, by quantization.
 TFLITE_FILES = {
     'float32': 'model_float32.tflite',
     'float16': 'model_float16.tflite',
     'dynamic_range': 'model_dynamic_range.tflite',
 }
+# The file of an ONNX export, and the ONNX operator set it is converted to.
+ONNX_FILE = 'generator.onnx'
+ONNX_OPSET = 17
 # The signatures that translate images; the TFLite files carry both.
 IMAGE_SIGNATURES = ('serving_default', 'translate_float')
 
@@ -227,6 +232,66 @@ def export_tflite(workdir: str, export_dir: str, mode: str = 'eval',
         for quantization, filename in TFLITE_FILES.items():
             with open(os.path.join(path, filename), 'wb') as f:
                 f.write(convert_to_tflite(saved_model_dir, quantization))
+        shutil.rmtree(saved_model_dir)
+        write_metadata(metadata, os.path.join(path, os.path.basename(METADATA_PATH)))
+    return write_atomically(export_dir, overwrite, write)
+
+
+def convert_to_onnx(saved_model_dir, metadata):
+    """The onnx.ModelProto of a SavedModel's `translate_float` signature: `images` float32
+    [1, H, W, C_in] in [-1, 1], H and W dynamic (mirror-padded inside to multiples of 2**depth,
+    as the SavedModel does) -> `translated` [1, H, W, C_out]; the export's metadata in its
+    metadata properties. Converted by tf2onnx from the loaded SavedModel's graph (the optional
+    onnx extra): a Keras 3 model does not convert directly."""
+    try:
+        import onnx
+        import tf2onnx
+    except ModuleNotFoundError as e:
+        raise UserError(f'ONNX export needs {e.name}: pip install "p2p_tf[onnx]"') from None
+    # tf2onnx logs each op it drops at WARNING: paper mode's dropout-state updates, which
+    # ONNX's own random op does not need. Errors still show.
+    tf2onnx.logging.set_level(tf2onnx.logging.ERROR)
+    loaded = tf.saved_model.load(saved_model_dir)  # Holds the variables the signature reads.
+    signature = loaded.signatures['translate_float']
+    spec = [tf.TensorSpec([1, None, None, metadata['input_channels']], tf.float32,
+                          name='images')]
+    model, _ = tf2onnx.convert.from_function(
+        tf.function(lambda images: signature(images=images)['translated']),
+        input_signature=spec, opset=ONNX_OPSET)
+    # tf2onnx names the output after the graph's last op (Identity:0): name it as the
+    # SavedModel's signature does.
+    converted = model.graph.output[0].name
+    model.graph.output[0].name = 'translated'
+    for node in model.graph.node:
+        node.output[:] = ['translated' if name == converted else name for name in node.output]
+    onnx.helper.set_model_props(model, {name: str(value) for name, value in metadata.items()})
+    model.doc_string = (f'p2p_tf {metadata["p2p_tf_version"]} generator of {metadata["dataset"]} '
+                        f'({metadata["direction"]}, step {metadata["step"]}, '
+                        f'{metadata["mode"]} mode)')
+    onnx.checker.check_model(model)
+    return model
+
+
+def export_onnx(workdir: str, export_dir: str, mode: str = 'eval',
+                checkpoint: str | None = None, overwrite: bool = False) -> str:
+    """Exports the generator of the run in `workdir` as `export_dir/generator.onnx` (see
+    convert_to_onnx), with `p2p_tf_metadata.json` beside it. Returns export_dir.
+
+    mode='eval' (default): deterministic, equal to the SavedModel's eval mode. mode='paper':
+    dropout and batch statistics as the paper tests; its dropout noise comes from the runtime's
+    random generator (the export traces its dropout with TensorFlow's stateful random op,
+    which converts; the stateless one Keras uses has no ONNX op), so outputs differ from call
+    to call and from the SavedModel's.
+    """
+    generator, metadata = load_for_export(workdir, export_dir, mode, checkpoint, overwrite)
+
+    def write(path):
+        saved_model_dir = os.path.join(path, 'saved_model')
+        with layers.stateful_dropout() if mode == 'paper' else contextlib.nullcontext():
+            write_saved_model(generator, metadata, saved_model_dir)
+        model = convert_to_onnx(saved_model_dir, metadata)
+        with open(os.path.join(path, ONNX_FILE), 'wb') as f:
+            f.write(model.SerializeToString())
         shutil.rmtree(saved_model_dir)
         write_metadata(metadata, os.path.join(path, os.path.basename(METADATA_PATH)))
     return write_atomically(export_dir, overwrite, write)

@@ -20,11 +20,12 @@ from p2p_tf.datasets import examples as examples_lib
 from p2p_tf.datasets import image_files, input_pipeline
 from p2p_tf.errors import UserError
 from p2p_tf.nets import models
-from p2p_tf.training import distribution, loop, periodic
+from p2p_tf.training import distribution, initialization, loop, periodic
 from p2p_tf.training.progress import Progress
 from p2p_tf.training.trainer import LOSS_NAMES, Trainer
 
-# Fields that may change when a run is resumed; any other difference is an error.
+# Fields that may change when a run is resumed; any other difference is an error (init_from
+# of a resumed run is put back to the one it started with, initialization.for_workdir).
 RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
                      'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes',
                      'precision', 'xla', 'fused_adam', 'matmul_weight_gradients',
@@ -66,6 +67,8 @@ def train_locked(config, workdir, data_dir, data, stream, strategy, on_sample, c
     """train() of a config resolved for `strategy`, holding the workdir's lock if chief;
     data: examples.training_data of the config."""
     train_examples, sample_examples, unreadable = data
+    config = initialization.for_workdir(
+        config, workdir, lambda text: print(text, file=sys.stderr, flush=True))
     if chief:
         prepare_workdir(config, workdir)
 
@@ -90,6 +93,8 @@ def train_locked(config, workdir, data_dir, data, stream, strategy, on_sample, c
     start_step = int(trainer.step.numpy())
     if latest:
         progress.message(f'resumed from {latest} at step {start_step}')
+    elif config.init_from:
+        initialization.initialize(trainer, config, progress.message)
     distribution.check_workers_agree(strategy, start_step)
     if start_step >= total_steps:
         progress.message(f'{workdir} is already trained to step {start_step} of {total_steps}')
