@@ -129,4 +129,3 @@ def pair_folder(tmp_path):
     write_pairs(root / 'train', 6)
     write_pairs(root / 'val', 2, seed=1)
     return root
-
