@@ -37,6 +37,11 @@ LOCK = 'train.lock'
 DAMAGED = 'damaged'
 # An export folder's own description of itself (p2p_tf/serving/export.py writes it).
 EXPORT_METADATA = os.path.join('assets.extra', 'p2p_tf_metadata.json')
+
+
+def is_export(path: str) -> bool:
+    """Whether `path` is a SavedModel folder (an export), rather than a run or checkpoint."""
+    return os.path.isfile(os.path.join(path, 'saved_model.pb'))
 # The checkpoint variable holding the training step (training/trainer.py names it `step`).
 STEP_KEY = 'step/.ATTRIBUTES/VARIABLE_VALUE'
 

@@ -222,9 +222,6 @@ def serve(source, checkpoint=None, host='127.0.0.1', port=DEFAULT_PORT, mode=Non
     """
     if port is not None:
         check_port(host, port)
-    if host not in LOCAL_HOSTS:
-        print(f'warning: --host={host}: anyone who can reach this machine on port {port} can '
-              'use the demo', file=sys.stderr, flush=True)
     translator = translation.Translator(source, mode=mode, checkpoint=checkpoint,
                                         tile_size=tile_size, tile_overlap=tile_overlap,
                                         convert_channels=True)
@@ -238,6 +235,9 @@ def serve(source, checkpoint=None, host='127.0.0.1', port=DEFAULT_PORT, mode=Non
                     css=asset('demo_canvas.css'))
     except OSError as e:
         raise UserError(f'cannot start the demo on {host}:{port}: {e}') from None
+    if host not in LOCAL_HOSTS:
+        print(f'warning: --host={host}: anyone who can reach this machine on port '
+              f'{page.server_port} can use the demo', file=sys.stderr, flush=True)
     url = f'http://{"[" + host + "]" if ":" in host else host}:{page.server_port}/'
     print(f'p2p_tf demo of {source} at {url}', flush=True)
     if block:

@@ -210,8 +210,10 @@ def planned_outputs(files, output_dir, overwrite=False):
     return outputs
 
 
-def is_export(path):
-    return os.path.isfile(os.path.join(path, 'saved_model.pb'))
+def other_mode_refused(export_dir, exported, wanted):
+    """The error for translating an export in a mode other than the one it was made in."""
+    return UserError(f'{export_dir} was exported in {exported} mode; export again with '
+                     f'--mode={wanted} to translate in {wanted} mode')
 
 
 class Translator:
@@ -236,13 +238,12 @@ class Translator:
             raise UserError(f'{source} does not exist (give a training run\'s workdir, one of '
                             'its checkpoints, or an export)')
         self.source = source
-        if is_export(source):
+        if workdirs.is_export(source):
             loaded = tf.saved_model.load(source)
             metadata = {name: value.numpy().decode() if value.dtype == tf.string
                         else int(value) for name, value in loaded.signatures['metadata']().items()}
             if mode not in (None, metadata['mode']):
-                raise UserError(f'{source} was exported in {metadata["mode"]} mode; export '
-                                f'again with --mode={mode} to translate in {mode} mode')
+                raise other_mode_refused(source, metadata['mode'], mode)
             self.mode, self.step, self.generator = metadata['mode'], metadata['step'], None
             self.config = ml_collections.ConfigDict(metadata)
             self.signature = loaded.signatures['translate_float']
@@ -280,8 +281,7 @@ class Translator:
     def in_mode(self, mode):
         """This translator in another mode, sharing its weights (nothing is loaded again)."""
         if mode not in self.modes:
-            raise UserError(f'{self.source} was exported in {self.mode} mode; export again '
-                            f'with --mode={mode} to translate in {mode} mode')
+            raise other_mode_refused(self.source, self.mode, mode)
         other = copy.copy(self)
         other.mode = mode
         return other

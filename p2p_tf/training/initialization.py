@@ -20,14 +20,10 @@ from p2p_tf.errors import UserError
 from p2p_tf.nets import models
 
 
-def is_export(path):
-    return os.path.isfile(os.path.join(path, 'saved_model.pb'))
-
-
 def resolve_source(source):
     """The exact weights `source` names: a checkpoint path, or an export folder (absolute)."""
     source = os.path.abspath(source)
-    if is_export(source):
+    if workdirs.is_export(source):
         metadata = workdirs.read_json(os.path.join(source, workdirs.EXPORT_METADATA))
         if metadata.get('mode') != 'paper':
             raise UserError(f'--init_from {source}: an eval-mode export has its BatchNorm '
@@ -77,7 +73,7 @@ def restored(network, name, source):
 def source_variables(source, with_discriminator):
     """(generator variables, discriminator variables or None) of the resolved source, each in
     the order of the network's `variables`; the loaded export too, which owns them."""
-    if is_export(source):
+    if workdirs.is_export(source):
         loaded = tf.saved_model.load(source)
         # The export tracked the generator alone, its variables in the model's order.
         return list(loaded.variables), None, loaded
