@@ -49,6 +49,10 @@ MNIST_PAIRS_DATASET = 'mnist_pairs'
 FOLDER_DATASET = 'folder'
 FOLDER_FACTS = dict(direction='AtoB', epochs=200, batch_size=1)
 
+# Value types of data files, as numpy names them (value_ranges.py says how each scales).
+DATA_TYPES = ('uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'float16', 'float32',
+              'float64')
+
 # Receptive field of the PatchGAN -> number of stride-2 layers (paper Sec. 4.4, Fig. 6).
 # 1 is the paper's PixelGAN (1x1 convolutions only).
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
@@ -84,8 +88,16 @@ def get_config(kind=None):
     config.sample_split = AUTO  # Images for TensorBoard grids; AUTO: 'val', else 'test'.
     # For a folder with no train/ split: the share of its pairs held out (seeded) for samples.
     config.val_fraction = 0.1
+    # Bands of input and output: any number >= 1 (PNG/JPEG hold 1-4; .npy and TIFF any).
     config.input_channels = 3
     config.output_channels = 3
+    # Stored values -> [-1, 1] (p2p_tf/datasets/value_ranges.py): 'LOW,HIGH', or AUTO: the
+    # type's range, for uint8 and uint16 only. The types are found in the files when a run
+    # starts and recorded (AUTO: uint8, as for runs from before these fields).
+    config.input_range = AUTO
+    config.target_range = AUTO
+    config.input_dtype = AUTO
+    config.target_dtype = AUTO
 
     # Random jitter (paper appendix 6.2): resize to load_size, random crop to image_size, mirror.
     config.load_size = 286
@@ -227,8 +239,9 @@ RANGES = {
     'eval_every': (0, True, None, False), 'eval_images': (0, True, None, False),
 }
 CHOICES = {
-    'direction': ('AtoB', 'BtoA'), 'patch_size': tuple(PATCH_SIZES), 'input_channels': (1, 3),
-    'output_channels': (1, 3), 'precision': (AUTO,) + PRECISIONS,
+    'direction': ('AtoB', 'BtoA'), 'patch_size': tuple(PATCH_SIZES),
+    'input_dtype': (AUTO,) + DATA_TYPES, 'target_dtype': (AUTO,) + DATA_TYPES,
+    'precision': (AUTO,) + PRECISIONS,
     'sync_batch_norm': (AUTO,) + SYNC_BATCH_NORM_SETTINGS, 'xla': (AUTO,) + XLA_SETTINGS,
     'best_metric': METRIC_NAMES + (NO_BEST_METRIC,),
 }
@@ -264,6 +277,11 @@ def check(config):
         if config[name] not in choices:
             raise UserError(f'{name} must be one of {", ".join(map(str, choices))}, got '
                             f'{config[name]!r}')
+    counts = ('input_channels', 'output_channels')
+    for name in (name for name in counts if type(config[name]) is not int or config[name] < 1):
+        raise UserError(f'{name} must be a whole number >= 1, got {config[name]!r}')
+    for name in (name for name in ('input_range', 'target_range') if config[name] != AUTO):
+        parse_range(config[name], name)
     for name in FLAGS:
         if not isinstance(config[name], bool):
             raise UserError(f'{name} must be true or false, got {config[name]!r}')
@@ -275,6 +293,19 @@ def check(config):
     if 2 ** unet_depth(config.image_size) != config.image_size:
         raise UserError(f'image_size must be a power of two >= 32, got {config.image_size}')
     check_crop_fits(config)
+
+
+def parse_range(text, name):
+    """'LOW,HIGH' -> (low, high) floats with low < high; a UserError naming the field
+    `name` otherwise."""
+    try:
+        low, high = (float(part) for part in str(text).split(','))
+    except ValueError:
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise UserError(f'{name} must be LOW,HIGH with LOW < HIGH (e.g. 0,10000), or auto; '
+                        f'got {text!r}')
+    return low, high
 
 
 def check_crop_fits(config):

@@ -142,7 +142,9 @@ def report_lines(report):
             sizes = [f'{w}x{h} ({n})' for (w, h), n in split.sizes.most_common()]
             lines.append(f'    sizes: {", ".join(sizes[:8])}'
                          + (f' and {len(sizes) - 8} more' if len(sizes) > 8 else ''))
-            modes = [f'{mode}, {checking.channel_count(mode)} channel(s) ({n})'
+            # An array's mode ('5-band uint16') names its bands already.
+            modes = [f'{mode} ({n})' if checking.ARRAY_MODE in mode else
+                     f'{mode}, {checking.channel_count(mode)} channel(s) ({n})'
                      for mode, n in split.modes.most_common()]
             lines.append(f'    modes: {"; ".join(modes)}')
         if split.resized:

@@ -1,9 +1,11 @@
 """Translate images with a trained run:
 `python -m p2p_tf.translate --workdir=runs/facades --input=IMAGE_OR_FOLDER --output=DIR`.
 
-Each input is a source image (no target half) of any size and aspect ratio; `--paired` takes
-side-by-side pairs and writes input | output | target strips. Unreadable files are skipped
-with a warning; the command then exits with status 2 after translating the rest.
+Each input is a source image or array (no target half) of any size and aspect ratio, and its
+output is written in the training targets' type and range, in the input's file family (.npy,
+TIFF, or PNG); `--paired` takes side-by-side pairs and writes input | output | target strips.
+Unreadable files and files with another band count are skipped with a warning; the command
+then exits with status 2 after translating the rest.
 """
 
 from absl import flags
@@ -14,9 +16,11 @@ _WORKDIR = flags.DEFINE_string('workdir', None, 'Workdir of a training run (or o
                                'checkpoints, WORKDIR/checkpoints/ckpt-N).')
 _EXPORT_DIR = flags.DEFINE_string('export_dir', None, 'A SavedModel written by p2p_tf.export, '
                                   'instead of --workdir.')
-_INPUT = flags.DEFINE_string('input', None, 'An image file or a folder of images.',
-                             required=True)
-_OUTPUT = flags.DEFINE_string('output', None, 'Folder for the translated PNGs.', required=True)
+_INPUT = flags.DEFINE_string('input', None, 'An image or array file (.npy, TIFF) or a folder '
+                             'of them.', required=True)
+_OUTPUT = flags.DEFINE_string('output', None, 'Folder for the translations: .npy for .npy '
+                              'inputs, TIFF for TIFF, PNG (8- or 16-bit) for images.',
+                              required=True)
 _PAIRED = flags.DEFINE_boolean('paired', False, 'Inputs are side-by-side pairs in the '
                                "dataset's layout; write input | output | target strips.")
 _MODE = flags.DEFINE_enum('mode', None, ['paper', 'eval'],

@@ -23,7 +23,7 @@ import ml_collections
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf.datasets import label_maps
+from p2p_tf.datasets import label_maps, value_ranges
 from p2p_tf.errors import UserError
 from p2p_tf.nets import models
 
@@ -84,8 +84,12 @@ def read_config(workdir: str, defaults=None) -> ml_collections.ConfigDict:
     path = os.path.join(workdir, CONFIG_FILENAME)
     if not os.path.exists(path):
         raise UserError(f'no {CONFIG_FILENAME} in {workdir}: is it the workdir of a training run?')
-    defaults = config_lib.get_config() if defaults is None else defaults
-    return ml_collections.ConfigDict({**defaults.to_dict(), **read_json(path)})
+    recorded = read_json(path)
+    if defaults is None:
+        # A run from before the value types and ranges were recorded read 8-bit images.
+        defaults = ml_collections.ConfigDict(
+            {**config_lib.get_config().to_dict(), **value_ranges.EIGHT_BIT_FIELDS})
+    return ml_collections.ConfigDict({**defaults.to_dict(), **recorded})
 
 
 def read_scorer_config(fcn_dir: str) -> ml_collections.ConfigDict:

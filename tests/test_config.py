@@ -42,7 +42,8 @@ def test_user_values_win_over_dataset_facts():
 @pytest.mark.parametrize('field, value, message', [
     ('dataset', 'nope', 'unknown dataset'), ('direction', 'AtoC', 'direction'),
     ('image_size', 48, 'power of two'), ('load_size', 200, 'smaller than image_size'),
-    ('patch_size', 50, 'patch_size'), ('input_channels', 2, 'input_channels'),
+    ('patch_size', 50, 'patch_size'), ('input_channels', 0, 'input_channels'),
+    ('input_range', '5,1', 'input_range'), ('target_range', '0,inf', 'target_range'),
     ('batch_size', -1, 'batch_size'), ('dropout_rate', 1.0, 'dropout_rate')])
 def test_bad_values_are_user_errors(field, value, message):
     config = config_lib.get_config()
@@ -97,7 +98,9 @@ def test_config_files_resolve(path):
 # choice list fails test_every_field_has_an_invalid_example until it gets one here.
 INVALID = {
     'dataset': 'nope', 'direction': 'AtoC', 'train_split': '', 'sample_split': '',
-    'val_fraction': 1.0, 'input_channels': 2, 'output_channels': 4, 'load_size': 0,
+    'val_fraction': 1.0, 'input_channels': 0, 'output_channels': 2.5, 'load_size': 0,
+    'input_range': '0-255', 'target_range': '1,1', 'input_dtype': 'complex64',
+    'target_dtype': 'uint9',
     'image_size': 16, 'random_flip': 1, 'random_vertical_flip': 'yes', 'random_rotate90': 0,
     'cache_megabytes': -1, 'generator_filters': 0, 'discriminator_filters': 0,
     'patch_size': 50, 'dropout_rate': 1.0, 'l1_weight': -5.0, 'gan_weight': -0.1,
@@ -108,6 +111,16 @@ INVALID = {
     'sync_batch_norm': 'maybe', 'precision': 'float8', 'xla': 'yes', 'fused_adam': 'no',
     'matmul_weight_gradients': None, 'init_from': 3, 'init_discriminator': 'true',
 }
+
+
+@pytest.mark.parametrize('channels', [1, 2, 3, 4, 5, 13])
+def test_any_positive_channel_count_is_valid(channels):
+    config = config_lib.get_config()
+    config.update(dict(input_channels=channels, output_channels=channels,
+                       input_range='-1.5,2e3', target_range='0,10000'))
+    resolved = config_lib.resolve(config)
+    assert (resolved.input_channels, resolved.output_channels) == (channels, channels)
+    assert config_lib.parse_range(resolved.input_range, 'input_range') == (-1.5, 2000.0)
 
 
 def test_every_field_has_an_invalid_example():

@@ -13,7 +13,7 @@ from p2p_tf import workdirs
 from p2p_tf.datasets import preprocessing
 from p2p_tf.errors import UserError
 from p2p_tf.nets import generation, models
-from p2p_tf.serving import translation
+from p2p_tf.serving import tiling, translation
 
 from conftest import tiny_config, write_pairs
 
@@ -231,7 +231,7 @@ def test_tiles_blend_to_the_untiled_result_for_a_pointwise_model():
     inputs = keras.Input([None, None, 3])
     pointwise = keras.Model(inputs, keras.layers.Conv2D(3, 1, activation='tanh')(inputs))
     image = np.random.default_rng(2).uniform(-1, 1, (1, 96, 160, 3)).astype(np.float32)
-    bands = list(translation.translated_bands(eval_runner(pointwise), image, tile_size=64,
+    bands = list(tiling.translated_bands(eval_runner(pointwise), image, tile_size=64,
                                               overlap=24))
     assert [first for first, _ in bands] == [0, 32]  # Two rows of tiles: two bands.
     tiled = np.concatenate([band for _, band in bands])[np.newaxis]
@@ -252,7 +252,7 @@ def test_a_tiled_uint8_image_is_the_pointwise_model_on_the_whole_image():
     # Blending equal values can round a .5 the other way: at most one level, rarely.
     assert np.abs(tiled.astype(int) - whole).max() <= 1
     assert (tiled != whole).mean() < 0.01
-    padded, (top, left) = translation.mirror_pad(image, 32)
+    padded, (top, left) = tiling.mirror_pad(image, 32)
     reference, _ = preprocessing.pad_to_multiple(image[np.newaxis], 32)
     np.testing.assert_array_equal(padded, reference[0])
     assert (top, left) == (5, 7)
@@ -278,8 +278,8 @@ def test_tiled_and_untiled_agree_away_from_tile_borders(restored):
 
 
 def test_tile_starts_cover_the_image_with_the_overlap():
-    assert translation.tile_starts(64, 64, 16) == [0]
-    starts = translation.tile_starts(1000, 256, 64)
+    assert tiling.tile_starts(64, 64, 16) == [0]
+    starts = tiling.tile_starts(1000, 256, 64)
     assert starts[0] == 0 and starts[-1] == 1000 - 256
     assert all(b - a <= 256 - 64 for a, b in zip(starts, starts[1:]))
 

@@ -16,12 +16,14 @@ import os
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf.datasets import layouts
+from p2p_tf.datasets import array_files, layouts
 from p2p_tf.errors import UserError
 
 # A PNG's last chunk. Pillow decodes a PNG cut off inside its final chunks without complaint,
 # but TensorFlow's decoder (the one training uses) rejects it.
 PNG_END = b'IEND\xaeB`\x82'
+# How an array file's bands and type stand where an image's Pillow mode would: '5-band uint16'.
+ARRAY_MODE = '-band '
 
 
 @dataclasses.dataclass
@@ -86,7 +88,10 @@ class CheckReport:
 
 
 def channel_count(mode):
-    """Channels of a Pillow mode: 1 for L and P (a palette index), 3 for RGB, 4 for RGBA."""
+    """Channels of a Pillow mode: 1 for L and P (a palette index), 3 for RGB, 4 for RGBA; N
+    for an array's 'N-band DTYPE'."""
+    if ARRAY_MODE in mode:
+        return int(mode.split(ARRAY_MODE)[0])
     return Image.getmodebands(mode)
 
 
@@ -105,6 +110,14 @@ def inspect_image(path):
         info.error = f'cannot read the file: {e.strerror}'
         return info
     info.sha256 = hashlib.sha256(contents).hexdigest()
+    if array_files.is_array_file(path):
+        try:
+            array = array_files.decode(contents)
+            info.size = array.shape[1], array.shape[0]
+            info.mode = f'{array.shape[2]}{ARRAY_MODE}{array.dtype.name}'
+        except Exception as e:  # noqa: BLE001 (numpy and tifffile raise many types)
+            info.error = str(e) or type(e).__name__
+        return info
     try:
         with Image.open(io.BytesIO(contents)) as image:
             info.size, info.mode = image.size, image.mode

@@ -62,8 +62,8 @@ def resolve_eval_split(config, data_dir=None):
 def example_inputs(config, data_dir=None, count=1):
     """The input halves of the first `count` pairs of the val (else test) split of a local copy
     of config.dataset (sources.local_copy; for 'folder', data_dir itself), in any layout
-    split_pairs reads, at their own size: {file name: uint8 [H, W, input_channels]}; {} when
-    there is no such copy. The notebooks and the demo start from them.
+    split_pairs reads, at their own size: {file name: [H, W, input_channels] in the stored
+    type}; {} when there is no such copy. The notebooks and the demo start from them.
 
     config: anything with dataset, direction, input_channels and output_channels (a run's
     config, or a Translator's).
@@ -81,6 +81,7 @@ def example_inputs(config, data_dir=None, count=1):
     examples = {}
     for index, (path, _) in enumerate(pairs):
         source, _ = input_pipeline.decode_example(*read(index), config.input_channels,
-                                                  config.output_channels, config.direction)
+                                                  config.output_channels, config.direction,
+                                                  input_pipeline.side_dtypes(config))
         examples[os.path.basename(path)] = source.numpy()
     return examples

@@ -1,8 +1,10 @@
-"""Image files: which files are images, the order they are listed in, how one is read, and the
+"""Image files: which files hold images, the order they are listed in, how one is read, and the
 checks of headers and pixels that training, evaluation and the data tools share.
 
-Headers are read with Pillow (fast, no TensorFlow); pixels with TensorFlow's decoder, the one
-the input pipeline uses, so a file that reads here reads in training.
+PNG, JPEG, BMP and GIF images hold 1-4 channels of 8 bits (PNG also 16); `.npy` and TIFF
+arrays (array_files.py) any number of bands of any type. Image headers are read with Pillow
+(fast, no TensorFlow); image pixels with TensorFlow's decoder, the one the input pipeline
+uses, so a file that reads here reads in training.
 """
 
 import os
@@ -10,14 +12,17 @@ import os
 import numpy as np
 from PIL import Image, ImageOps
 
+from p2p_tf.datasets import array_files
 from p2p_tf.errors import UserError, op_error_reason
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif')
+# Every file a dataset folder or `translate` reads.
+PIXEL_EXTENSIONS = IMAGE_EXTENSIONS + array_files.ARRAY_EXTENSIONS
 
 
-def list_images(folder):
-    """The image files directly in `folder` (by extension), in natural order."""
-    names = (f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS))
+def list_images(folder, extensions=PIXEL_EXTENSIONS):
+    """The image and array files directly in `folder` (by extension), in natural order."""
+    names = (f for f in os.listdir(folder) if f.lower().endswith(extensions))
     return sorted((os.path.join(folder, f) for f in names), key=natural_key)
 
 
@@ -88,8 +93,33 @@ def upright_png(path):
 
 
 def image_size(path):
-    """(width, height) from an image file's header, or a UserError naming the file."""
+    """(width, height) from an image or array file's header, or a UserError naming the
+    file."""
+    if array_files.is_array_file(path):
+        return array_files.read_header(path).size
     return read_header(path)[0]
+
+
+def png_bit_depth(path):
+    """The bits per sample of a PNG file (from its IHDR chunk: 1, 2, 4, 8 or 16), or None for
+    a file that is not a PNG."""
+    with open(path, 'rb') as f:
+        start = f.read(25)
+    if len(start) < 25 or start[:8] != b'\x89PNG\r\n\x1a\n' or start[12:16] != b'IHDR':
+        return None
+    return start[24]
+
+
+def band_header(path):
+    """array_files.ArrayHeader ((width, height), bands, dtype name) of an image or array file
+    from its header: images hold uint8 values, a 16-bit PNG uint16; their bands are those
+    TensorFlow decodes (a palette image as RGB). A UserError names a file that cannot be read."""
+    if array_files.is_array_file(path):
+        return array_files.read_header(path)
+    size, mode = read_header(path)
+    bands = 3 if mode == 'P' else Image.getmodebands(mode)
+    return array_files.ArrayHeader(size, bands,
+                                   'uint16' if png_bit_depth(path) == 16 else 'uint8')
 
 
 def check_pairs(paths, min_side):
@@ -141,9 +171,14 @@ def find_undecodable(paths):
     import tensorflow as tf
     for path in paths:
         try:
-            tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+            if array_files.is_array_file(path):
+                array_files.read(path)
+            else:
+                tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except tf.errors.OpError as e:
             return path, op_error_reason(e)
+        except UserError as e:
+            return path, str(e).split(': ', 1)[1]
     return None
 
 
@@ -156,9 +191,15 @@ def undecodable_example(examples):
 
 
 def read_image(path):
-    """Image file -> uint8 numpy [H, W, C] with the file's own channel count (1-4), upright as
-    a viewer shows it (the EXIF orientation applied)."""
+    """Image or array file -> numpy [H, W, C] with the file's own channel count: uint8 (1-4
+    channels) for images, uint16 for 16-bit PNGs, upright as a viewer shows it (the EXIF
+    orientation applied); an array file's bands in its own dtype (array_files.read)."""
+    if array_files.is_array_file(path):
+        return array_files.read(path)
     import tensorflow as tf
     contents = tf.io.read_file(path)
-    pixels = np.asarray(tf.io.decode_image(contents, expand_animations=False))
+    if png_bit_depth(path) == 16:
+        pixels = np.asarray(tf.io.decode_png(contents, dtype=tf.uint16))
+    else:
+        pixels = np.asarray(tf.io.decode_image(contents, expand_animations=False))
     return np.ascontiguousarray(upright(pixels, orientation(path)))

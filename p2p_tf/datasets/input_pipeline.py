@@ -1,5 +1,8 @@
 """tf.data pipelines: paired images -> batches of (input, target) float32 in [-1, 1].
 
+Each side is decoded in its stored type (8- or 16-bit images, .npy and TIFF arrays of any band
+count) and scaled by its value range (value_ranges.py) before the jitter.
+
 The examples are image files, or the records of a pix2pix dataset's TFDS builder read by index
 (tfds_builder.py). Training order and jitter are a pure function of (seed, example number):
 each epoch visits the examples in a seeded permutation, and example k of the run gets the crop
@@ -10,7 +13,7 @@ exactly what an uninterrupted run would have seen, with no iterator state in the
 import numpy as np
 import tensorflow as tf
 
-from p2p_tf.datasets import image_files, preprocessing
+from p2p_tf.datasets import array_files, image_files, preprocessing, value_ranges
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -26,29 +29,80 @@ def without_autotune_thread(dataset):
     return dataset.with_options(options)
 
 
-def decode_example(encoded_a, encoded_b, input_channels, target_channels, direction):
-    """One example's encoded images -> (input, target) uint8 [H, W, C] at the files' own size.
+def is_array_contents(encoded):
+    """Whether encoded file bytes (a string tensor) are a .npy array or a TIFF."""
+    magics = (array_files.NPY_MAGIC,) + array_files.TIFF_MAGICS
+    return tf.reduce_any([tf.equal(tf.strings.substr(encoded, 0, len(magic)), magic)
+                          for magic in magics])
 
-    encoded_a, encoded_b: a side-by-side image and '', or the images of sides A and B.
+
+def decode_side(encoded, channels, dtype=tf.uint8):
+    """One side's encoded file -> [H, W, channels] of dtype (uint8, uint16 or float32; a
+    value_ranges.Scaling's pipeline_dtype): PNG and JPEG through TensorFlow's decoders, .npy
+    and TIFF arrays through numpy, cast to dtype (value_ranges.resolve checked that each
+    side's files share one type)."""
+    dtype = tf.as_dtype(dtype)
+
+    def image():
+        image_dtype = dtype if dtype in (tf.uint8, tf.uint16) else tf.uint8
+        return tf.cast(preprocessing.decode_image(encoded, channels, image_dtype), dtype)
+
+    def array():
+        decoded = tf.numpy_function(
+            lambda contents: array_files.decode(contents).astype(dtype.as_numpy_dtype),
+            [encoded], dtype, stateful=False)
+        return tf.ensure_shape(decoded, [None, None, channels])
+
+    return tf.cond(is_array_contents(encoded), array, image)
+
+
+def side_dtypes(config):
+    """(input, target) types the pipeline decodes a config's sides to."""
+    return tuple(value_ranges.side_scaling(config, side).pipeline_dtype
+                 for side in ('input', 'target'))
+
+
+def side_ranges(config):
+    """(input, target) value ranges (low, high) of a config's sides, mapped to [-1, 1]."""
+    return tuple(value_ranges.side_scaling(config, side).value_range
+                 for side in ('input', 'target'))
+
+
+def decode_example(encoded_a, encoded_b, input_channels, target_channels, direction,
+                   dtypes=('uint8', 'uint8')):
+    """One example's encoded files -> (input, target) [H, W, C] at the files' own size, of
+    `dtypes` (side_dtypes of the run's config).
+
+    encoded_a, encoded_b: a side-by-side image and '', or the files of sides A and B.
     """
     def side_by_side():
-        return preprocessing.decode_pair(encoded_a, input_channels, target_channels, direction)
+        source, target = preprocessing.decode_pair(encoded_a, input_channels, target_channels,
+                                                   direction, dtypes[0])
+        return source, tf.cast(target, dtypes[1])
 
     def separate():
-        a, b = (tf.io.decode_image(encoded, channels=3, expand_animations=False)
-                for encoded in (encoded_a, encoded_b))
-        source, target = (a, b) if direction == 'AtoB' else (b, a)
-        return (preprocessing.to_channels(source, input_channels),
-                preprocessing.to_channels(target, target_channels))
+        source, target = ((encoded_a, encoded_b) if direction == 'AtoB'
+                          else (encoded_b, encoded_a))
+        return (decode_side(source, input_channels, dtypes[0]),
+                decode_side(target, target_channels, dtypes[1]))
 
     return tf.cond(tf.strings.length(encoded_b) > 0, separate, side_by_side)
 
 
-def load_resized(encoded_a, encoded_b, size, input_channels, target_channels, direction):
-    """decode_example, then both images resized to uint8 [size, size, C]; no jitter."""
-    source, target = decode_example(encoded_a, encoded_b, input_channels, target_channels,
-                                    direction)
+def load_resized(encoded_a, encoded_b, size, config):
+    """decode_example of a config's sides, then both images resized to [size, size, C] in
+    their stored type; no jitter."""
+    source, target = decode_example(encoded_a, encoded_b, config.input_channels,
+                                    config.output_channels, config.direction,
+                                    side_dtypes(config))
     return preprocessing.resize(source, size), preprocessing.resize(target, size)
+
+
+def to_unit_ranges(source, target, config):
+    """(input, target) stored values -> float32 in [-1, 1], by the config's value ranges."""
+    input_range, target_range = side_ranges(config)
+    return (preprocessing.to_unit_range(source, input_range),
+            preprocessing.to_unit_range(target, target_range))
 
 
 def example_reader(examples):
@@ -114,8 +168,11 @@ def example_order(num_files, seed, start_example=0):
     return tf.data.Dataset.zip(tf.data.Dataset.range(start_example, 2 ** 62), order)
 
 
-def decoded_bytes(num_files, size, input_channels, target_channels):
-    return num_files * size * size * (input_channels + target_channels)
+def decoded_bytes(num_files, size, config):
+    """Memory of num_files decoded pairs of a config's sides at size x size."""
+    itemsizes = [tf.as_dtype(dtype).size for dtype in side_dtypes(config)]
+    return num_files * size * size * (config.input_channels * itemsizes[0]
+                                      + config.output_channels * itemsizes[1])
 
 
 def train_dataset(examples, config, start_example=0, cache=None, batch_size=None, shards=1,
@@ -132,12 +189,10 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
     """
     count, read = example_reader(examples)
     def load(index):
-        return load_resized(
-            *read(index), config.load_size, config.input_channels, config.output_channels,
-            config.direction)
+        return load_resized(*read(index), config.load_size, config)
     if cache is None:
-        cache = decoded_bytes(count, config.load_size, config.input_channels,
-                              config.output_channels) <= config.cache_megabytes * 2 ** 20
+        cache = decoded_bytes(count, config.load_size, config) <= (
+            config.cache_megabytes * 2 ** 20)
     if cache:
         sources, targets = (tf.data.Dataset.range(count).map(load, AUTOTUNE)
                             .batch(count).get_single_element())
@@ -147,12 +202,13 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
         fetch = load
 
     def example(number, index):
-        source, target = fetch(index)
+        # Scaled before the jitter, which moves values without changing them: both sides
+        # are float32 there, whatever their stored types.
+        source, target = to_unit_ranges(*fetch(index), config)
         seed = tf.stack([tf.cast(config.seed, tf.int64), number])
-        source, target = preprocessing.random_jitter(
+        return preprocessing.random_jitter(
             source, target, seed, config.image_size, config.random_flip,
             config.random_vertical_flip, config.random_rotate90)
-        return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
 
     dataset = example_order(count, config.seed, start_example).shard(shards, shard)
     dataset = dataset.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
@@ -168,9 +224,7 @@ def eval_dataset(examples, config, batch_size=1):
     count, read = example_reader(examples)
 
     def example(index):
-        source, target = load_resized(*read(index), config.image_size, config.input_channels,
-                                      config.output_channels, config.direction)
-        return preprocessing.to_unit_range(source), preprocessing.to_unit_range(target)
+        return to_unit_ranges(*load_resized(*read(index), config.image_size, config), config)
 
     dataset = tf.data.Dataset.range(count).map(example, AUTOTUNE)
     return without_autotune_thread(dataset.batch(batch_size).prefetch(AUTOTUNE))

@@ -1,42 +1,72 @@
 """Per-example image ops of the input pipeline: split a side-by-side pair, resize, jitter, scale.
 
-Every op works eagerly and inside `tf.data.Dataset.map`. Images are uint8 [H, W, C] until
-`to_unit_range` maps them to float32 in [-1, 1]. Randomness is stateless: the crop and flip of an
-example are a function of its seed alone, so a resumed run sees exactly the jitter of an
-uninterrupted one.
+Every op works eagerly and inside `tf.data.Dataset.map`. Images keep their stored type (uint8,
+uint16; float32 for other data) until `to_unit_range` maps them to float32 in [-1, 1].
+Randomness is stateless: the crop and flip of an example are a function of its seed alone, so
+a resumed run sees exactly the jitter of an uninterrupted one.
 """
 
 import tensorflow as tf
 
 
-def decode_pair(contents, input_channels=3, target_channels=3, direction='AtoB'):
-    """Encoded side-by-side image (A left, B right) -> (input, target) uint8 [H, W/2, C] each.
+def decode_image(contents, channels=3, dtype=tf.uint8):
+    """An encoded PNG, JPEG, BMP or GIF -> [H, W, channels] of dtype (uint8, or uint16 for a
+    16-bit PNG). 1 and 3 channels are converted from any image (to_channels); other counts
+    are the file's own (a 4-channel PNG for 4), checked."""
+    if channels in (1, 3):
+        return to_channels(tf.io.decode_image(contents, channels=3, dtype=dtype,
+                                              expand_animations=False), channels)
+    image = tf.io.decode_image(contents, channels=4 if channels == 4 else 0, dtype=dtype,
+                               expand_animations=False)
+    return tf.ensure_shape(image, [None, None, channels])
 
-    Channel conversion is explicit: the file is decoded as RGB and a 1-channel side is converted
-    with the standard luma weights.
+
+def decode_pair(contents, input_channels=3, target_channels=3, direction='AtoB',
+                dtype=tf.uint8):
+    """Encoded side-by-side image (A left, B right) -> (input, target) [H, W/2, C] each, of
+    dtype (uint8, or uint16 for a 16-bit PNG).
+
+    Channel conversion is explicit: the file is decoded as RGB (RGBA when a side takes 4
+    channels) and a 1-channel side is converted with the standard luma weights. Sides of
+    other channel counts are the file's own (a gray + alpha PNG for 2), checked.
     """
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    converted = {input_channels, target_channels} <= {1, 3, 4}
+    channels = (4 if 4 in (input_channels, target_channels) else 3) if converted else 0
+    image = tf.io.decode_image(contents, channels=channels, dtype=dtype,
+                               expand_animations=False)
     half = tf.shape(image)[1] // 2
     a, b = image[:, :half], image[:, half:2 * half]
     source, target = (a, b) if direction == 'AtoB' else (b, a)
+    if not converted:
+        return (tf.ensure_shape(source, [None, None, input_channels]),
+                tf.ensure_shape(target, [None, None, target_channels]))
     return to_channels(source, input_channels), to_channels(target, target_channels)
 
 
 def to_channels(image, channels):
-    """RGB uint8 [H, W, 3] -> [H, W, channels] for channels 1 or 3."""
+    """RGB or RGBA [H, W, 3 or 4] -> [H, W, channels] for channels 1, 3 or 4 (alpha dropped
+    for 1 and 3)."""
+    if channels == image.shape[-1]:
+        return image
     if channels == 1:
-        return tf.image.rgb_to_grayscale(image)
-    return image
+        return tf.image.rgb_to_grayscale(image[..., :3])
+    if channels == 3:
+        return image[..., :3]
+    raise ValueError(f'cannot convert {image.shape[-1]} channels to {channels}')
 
 
 def resize(image, size):
-    """uint8 [..., H, W, C] -> uint8 [..., size, size, C] (or [..., height, width, C] for
-    size=(height, width)); bilinear, antialiased when shrinking."""
+    """[..., H, W, C] -> [..., size, size, C] (or [..., height, width, C] for size=(height,
+    width)); bilinear, antialiased when shrinking. Integer images stay in their type (rounded,
+    clipped to its range), others become float32."""
     # Bilinear rather than the tutorial's nearest neighbour: enlarging 256 -> 286 by repeating
     # rows leaves a regular stripe pattern that the discriminator can learn to look for.
     size = [size, size] if isinstance(size, int) else list(size)
+    dtype = tf.as_dtype(image.dtype)
     resized = tf.image.resize(image, size, method='bilinear', antialias=True)
-    return tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    if not dtype.is_integer:
+        return resized
+    return tf.cast(tf.clip_by_value(tf.round(resized), dtype.min, dtype.max), dtype)
 
 
 def random_jitter(source, target, seed, crop_size, flip=True, vertical_flip=False,
@@ -67,14 +97,31 @@ def random_jitter(source, target, seed, crop_size, flip=True, vertical_flip=Fals
     return cropped[..., :channels], cropped[..., channels:]
 
 
-def to_unit_range(image):
-    """uint8 [..., C] in [0, 255] -> float32 in [-1, 1]."""
-    return tf.cast(image, tf.float32) / 127.5 - 1.0
+def to_unit_range(image, value_range=(0.0, 255.0)):
+    """Stored values [..., C] -> float32 in [-1, 1]: value_range's low -> -1, high -> 1,
+    values outside clipped (value_ranges.py says where a side's range comes from; uint8 in
+    [0, 255] by default)."""
+    low, high = value_range
+    unit = (tf.cast(image, tf.float32) - low) / ((high - low) / 2) - 1.0
+    return tf.clip_by_value(unit, -1.0, 1.0)
+
+
+def from_unit_range(image, dtype=tf.uint8, value_range=(0.0, 255.0)):
+    """float [..., C] in [-1, 1] -> values of dtype in value_range (to_unit_range undone):
+    rounded (half to even) for integer types, clipped to the range."""
+    low, high = value_range
+    values = (image + 1.0) * ((high - low) / 2)
+    if low:
+        values += low
+    dtype = tf.as_dtype(dtype)
+    if dtype.is_integer:
+        values = tf.round(values)
+    return tf.cast(tf.clip_by_value(values, low, high), dtype)
 
 
 def to_uint8(image):
     """float [..., C] in [-1, 1] -> uint8 in [0, 255], rounded and clipped."""
-    return tf.cast(tf.clip_by_value(tf.round((image + 1.0) * 127.5), 0, 255), tf.uint8)
+    return from_unit_range(image)
 
 
 def reflect_indices(size, before, after):

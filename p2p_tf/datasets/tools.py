@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from p2p_tf import config as config_lib
-from p2p_tf.datasets.image_files import list_images, natural_key, read_header
+from p2p_tf.datasets.image_files import IMAGE_EXTENSIONS, list_images, natural_key, read_header
 from p2p_tf.datasets.layouts import require_folder
 from p2p_tf.errors import UserError
 
@@ -50,7 +50,7 @@ class CombineResult:
 def images_by_stem(folder, what):
     """{file name without extension: path}; two files with one stem could not be told apart."""
     by_stem = {}
-    for path in list_images(folder):
+    for path in list_images(folder, IMAGE_EXTENSIONS):
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem in by_stem:
             raise UserError(f'{what} {folder} has two files named {stem}: '
@@ -207,7 +207,7 @@ def split(src, out, val=0.1, test=0.1, seed=0, link=False):
     the end, so a failed run leaves no partial OUT; `src` is never changed.
     """
     require_folder(src, 'source folder')
-    paths = list_images(src)
+    paths = list_images(src, IMAGE_EXTENSIONS)
     if not paths:
         raise UserError(f'no images in {src}')
     plan = plan_split(paths, val, test, seed)

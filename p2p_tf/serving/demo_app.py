@@ -24,7 +24,7 @@ os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
 import gradio as gr  # noqa: E402
 
 from p2p_tf.datasets import examples as examples_lib  # noqa: E402
-from p2p_tf.datasets import image_files, label_maps  # noqa: E402
+from p2p_tf.datasets import image_files, label_maps, value_ranges  # noqa: E402
 from p2p_tf.errors import UserError  # noqa: E402
 from p2p_tf.serving import demo_inputs, translation  # noqa: E402
 
@@ -208,6 +208,18 @@ def check_port(host, port):
                             '--port=N for another port') from None
 
 
+def check_shows_pictures(translator):
+    """A UserError unless the model translates pictures a browser draws and shows: 1, 3 or 4
+    channels of 8 bits in and out."""
+    config = translator.config
+    for side, channels in (('input', config.input_channels), ('target', config.output_channels)):
+        scaling = value_ranges.side_scaling(config, side)
+        if channels > 4 or scaling.dtype != 'uint8':
+            raise UserError(f'the demo shows 8-bit images of 1-4 channels, and this '
+                            f'model\'s {side}s are {channels}-band {scaling.dtype}; translate '
+                            'its files with python -m p2p_tf.translate')
+
+
 def serve(source, checkpoint=None, host='127.0.0.1', port=DEFAULT_PORT, mode=None,
           examples_path=None, data_dir=None, palette='auto',
           max_megapixels=demo_inputs.DEFAULT_MAX_MEGAPIXELS, tile_size=1024, tile_overlap=128,
@@ -225,6 +237,7 @@ def serve(source, checkpoint=None, host='127.0.0.1', port=DEFAULT_PORT, mode=Non
     translator = translation.Translator(source, mode=mode, checkpoint=checkpoint,
                                         tile_size=tile_size, tile_overlap=tile_overlap,
                                         convert_channels=True)
+    check_shows_pictures(translator)
     examples = example_images(translator, examples_path, data_dir)
     brush = demo_inputs.brush_palette(translator.config, list(examples.values()), palette)
     page = build(translator, examples, brush, max_megapixels)

@@ -6,7 +6,9 @@ The SavedModel needs only TensorFlow to load (`tf.saved_model.load(export_dir)`)
 signatures:
 - `serving_default`: `images` uint8 [batch, H, W, C_in] in [0, 255], any H and W ->
   `translated` uint8 [batch, H, W, C_out]. Inside the graph the images are mirror-padded to
-  multiples of 2**depth, translated, and cropped back to H x W.
+  multiples of 2**depth, translated, and cropped back to H x W. For a run on other data,
+  the types and ranges of its data instead (uint16 as stored, float32 for other types:
+  the metadata's input_dtype/input_range and target_dtype/target_range).
 - `translate_float`: the same on float32 in [-1, 1].
 - `metadata`: no inputs -> scalar tensors naming the direction, channels, training size, step,
   inference mode, padding multiple and p2p_tf version. The same values are written as JSON to
@@ -29,7 +31,7 @@ import tensorflow as tf
 import p2p_tf
 from p2p_tf import config as config_lib
 from p2p_tf import workdirs
-from p2p_tf.datasets import preprocessing
+from p2p_tf.datasets import preprocessing, value_ranges
 from p2p_tf.errors import UserError
 from p2p_tf.nets import generation, layers, models
 
@@ -50,9 +52,15 @@ IMAGE_SIGNATURES = ('serving_default', 'translate_float')
 def export_metadata(config, step, mode):
     """What an export says about itself: {name: str or int}."""
     depth = config_lib.unet_depth(config.image_size)
+    # Each side's stored type and the range that maps to [-1, 1] (value_ranges.py): what
+    # serving_default takes and gives, and what a runtime needs to scale its data.
+    scalings = {side: value_ranges.side_scaling(config, side) for side in ('input', 'target')}
     return dict(dataset=config.dataset, direction=config.direction,
                 input_channels=config.input_channels, output_channels=config.output_channels,
                 image_size=config.image_size, multiple=2 ** depth, step=step, mode=mode,
+                **{f'{side}_{name}': value for side, scaling in scalings.items()
+                   for name, value in (('dtype', scaling.dtype),
+                                       ('range', value_ranges.range_text(*scaling.value_range)))},
                 p2p_tf_version=p2p_tf.__version__)
 
 
@@ -79,9 +87,14 @@ def export_archive(generator, metadata, fixed_size=None):
         # channel count fails deep inside the generator and a 3-D image can abort the process.
         return tf.ensure_shape(images, shape + [input_channels])
 
-    def translate_uint8(images):
-        outputs = translate(preprocessing.to_unit_range(checked(images)))
-        return {'translated': preprocessing.to_uint8(outputs)}
+    source_scale, output_scale = (value_ranges.side_scaling(metadata, side)
+                                  for side in ('input', 'target'))
+
+    def translate_stored(images):
+        outputs = translate(preprocessing.to_unit_range(checked(images),
+                                                        source_scale.value_range))
+        return {'translated': preprocessing.from_unit_range(
+            outputs, output_scale.pipeline_dtype, output_scale.value_range)}
 
     def translate_float(images):
         return {'translated': translate(checked(images))}
@@ -95,8 +108,8 @@ def export_archive(generator, metadata, fixed_size=None):
     # variables saved as such stay resource variables that the TFLite model never initialises.
     archive = keras.export.ExportArchive()
     archive.track(generator)
-    archive.add_endpoint('serving_default', translate_uint8, input_signature=[
-        tf.TensorSpec(shape + [input_channels], tf.uint8, name='images')])
+    archive.add_endpoint('serving_default', translate_stored, input_signature=[
+        tf.TensorSpec(shape + [input_channels], source_scale.pipeline_dtype, name='images')])
     archive.add_endpoint('translate_float', translate_float, input_signature=[
         tf.TensorSpec(shape + [input_channels], tf.float32, name='images')])
     archive.add_endpoint('metadata', metadata_tensors, input_signature=[])

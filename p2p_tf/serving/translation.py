@@ -13,9 +13,10 @@ import tensorflow as tf
 
 from p2p_tf import config as config_lib
 from p2p_tf import workdirs
-from p2p_tf.datasets import image_files, input_pipeline, preprocessing
+from p2p_tf.datasets import array_files, image_files, input_pipeline, preprocessing, value_ranges
 from p2p_tf.errors import UserError, op_error_reason
 from p2p_tf.nets import generation, images
+from p2p_tf.serving import tiling
 
 FITS = ('pad', 'resize')
 
@@ -25,9 +26,15 @@ def check_fit(fit):
         raise UserError(f'fit must be one of {FITS}, got {fit!r}')
 
 
+# 8-bit images in [0, 255], what translate_image takes and gives unless told otherwise.
+UINT8 = value_ranges.Scaling('uint8', *value_ranges.TYPE_RANGES['uint8'])
+
+
 def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
-                    tile_size: int = 1024, tile_overlap: int = 128) -> np.ndarray:
-    """uint8 [H, W, C_in] of any size -> uint8 [H, W, C_out].
+                    tile_size: int = 1024, tile_overlap: int = 128,
+                    scalings=(UINT8, UINT8)) -> np.ndarray:
+    """[H, W, C_in] of any size -> [H, W, C_out]: uint8 by default; scalings: the
+    value_ranges.Scaling of the input's and of the output's values (type and range).
 
     run: float32 [1, h, w, C_in] in [-1, 1] -> [1, h, w, C_out], for h and w multiples of
     2**depth (depth = log2(image_size)), e.g. `lambda x: generation.generate(generator, x, mode)`.
@@ -39,113 +46,43 @@ def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
     scale, whatever the input's scale).
     """
     check_fit(fit)
+    source_scale, output_scale = scalings
     height, width = image.shape[:2]
+
+    def to_unit(pixels):
+        return preprocessing.to_unit_range(pixels, source_scale.value_range)
+
+    def from_unit(outputs):
+        return preprocessing.from_unit_range(outputs, output_scale.dtype,
+                                             output_scale.value_range)
+
     if fit == 'resize':
-        source = preprocessing.to_unit_range(preprocessing.resize(image, image_size))
-        output = preprocessing.to_uint8(run(source[tf.newaxis])[0])
-        return np.asarray(preprocessing.resize(output, (height, width)))
+        output = from_unit(run(to_unit(preprocessing.resize(image, image_size))[tf.newaxis])[0])
+        return np.asarray(preprocessing.resize(output, (height, width))).astype(
+            output_scale.dtype)
     multiple = 2 ** config_lib.unet_depth(image_size)
     if not tile_size or max(height, width) <= tile_size:
-        padded, window = preprocessing.pad_to_multiple(
-            preprocessing.to_unit_range(image)[tf.newaxis], multiple)
-        return np.asarray(preprocessing.to_uint8(preprocessing.crop_padding(run(padded),
-                                                                            window))[0])
+        padded, window = preprocessing.pad_to_multiple(to_unit(image)[tf.newaxis], multiple)
+        return np.asarray(from_unit(preprocessing.crop_padding(run(padded), window))[0])
     if tile_size % multiple:
         raise UserError(f'tile_size must be a multiple of {multiple}, got {tile_size}')
-    # A large image stays uint8 (padded once); only the rows of one row of tiles are held in
-    # float, and finished rows go to the uint8 output: memory is the tile's work plus about
-    # two bytes per pixel of input and output.
-    padded, (top, left) = mirror_pad(np.asarray(image), multiple)
+    # A large image stays in its stored type (padded once); only the rows of one row of tiles
+    # are held in float, and finished rows go to the output: memory is the tile's work plus
+    # the input and output at their own types.
+    padded, (top, left) = tiling.mirror_pad(np.asarray(image), multiple)
     output = None
-    for first, band in translated_bands(run, padded[np.newaxis], tile_size, tile_overlap):
+    for first, band in tiling.translated_bands(run, padded[np.newaxis], tile_size,
+                                               tile_overlap, to_unit):
         if output is None:
-            output = np.empty([height, width, band.shape[-1]], np.uint8)
-        # The band's rows of the image, converted as preprocessing.to_uint8 converts (half to
-        # even), in place.
+            output = np.empty([height, width, band.shape[-1]], output_scale.dtype)
+        # The band's rows of the image, converted as preprocessing.from_unit_range converts
+        # (half to even), in place.
         start, stop = max(first, top), min(first + len(band), top + height)
         if start >= stop:
             continue
-        rows = band[start - first:stop - first, left:left + width]
-        rows += 1.0
-        rows *= 127.5
-        np.round(rows, out=rows)
-        np.clip(rows, 0, 255, out=rows)
-        output[start - top:stop - top] = rows
+        value_ranges.from_unit_numpy(band[start - first:stop - first, left:left + width],
+                                     output_scale, out=output[start - top:stop - top])
     return output
-
-
-def mirror_pad(image, multiple):
-    """uint8 [H, W, C] -> (mirror-padded [H', W', C] with H', W' multiples of `multiple`,
-    (top, left) offsets of the image in it): preprocessing.pad_to_multiple on numpy."""
-    offsets, indices = [], []
-    for size in image.shape[:2]:
-        extra = (multiple - size % multiple) % multiple
-        offsets.append(extra // 2)
-        indices.append(np.asarray(preprocessing.reflect_indices(size, extra // 2,
-                                                                extra - extra // 2)))
-    return np.take(np.take(image, indices[0], axis=0), indices[1], axis=1), tuple(offsets)
-
-
-def tile_starts(length, tile, overlap):
-    """Start offsets of tiles of `tile` pixels covering [0, length), overlapping by at least
-    `overlap` pixels, spread evenly."""
-    if length <= tile:
-        return [0]
-    count = -(-(length - overlap) // (tile - overlap))
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
-
-
-def ramp(length, width):
-    """[length] weights rising linearly over `width` pixels from each end (never 0)."""
-    distance = np.minimum(np.arange(length) + 0.5, length - np.arange(length) - 0.5)
-    return np.clip(distance / max(width, 1), 1e-3, 1.0).astype(np.float32)
-
-
-def blend_window(height, width, overlap):
-    """[height, width, 1] weights of a tile: ramps over `overlap` pixels from each edge."""
-    return (ramp(height, overlap)[:, None] * ramp(width, overlap)[None, :])[..., None]
-
-
-def translated_bands(run, padded, tile_size, overlap):
-    """Translates [1, H, W, C] (H, W multiples of 2**depth; float32 in [-1, 1] or uint8) tile
-    by tile and yields (first row, float32 [rows, W, C_out] in [-1, 1]) bands of finished
-    rows, top to bottom: each output pixel is the weighted mean of the tiles covering it.
-    Only the rows the current row of tiles covers are held in float."""
-    _, height, width, _ = padded.shape
-    if overlap >= tile_size:
-        raise UserError(f'tile_overlap ({overlap}) must be smaller than tile_size ({tile_size})')
-    tops, lefts = tile_starts(height, tile_size, overlap), tile_starts(width, tile_size, overlap)
-    tile_height, tile_width = min(tile_size, height), min(tile_size, width)
-    # The tiles form a grid, so the summed weights are a product of one sum per axis.
-    rows, columns = np.zeros(height, np.float32), np.zeros(width, np.float32)
-    for top in tops:
-        rows[top:top + tile_height] += ramp(tile_height, overlap)
-    for left in lefts:
-        columns[left:left + tile_width] += ramp(tile_width, overlap)
-    band, band_top = None, 0  # Weighted sums of rows band_top .. band_top + tile_height.
-    for top in tops:
-        if band is not None:  # Rows above this row of tiles are finished; keep the rest.
-            done = top - band_top
-            yield band_top, finished(band[:done], rows[band_top:top], columns)
-            band = np.concatenate([band[done:], np.zeros_like(band[:done])])
-            band_top = top
-        for left in lefts:
-            tile = padded[:, top:top + tile_size, left:left + tile_size]
-            if tile.dtype == np.uint8:
-                tile = preprocessing.to_unit_range(tile)
-            output = np.asarray(run(tile))[0]
-            if band is None:
-                band = np.zeros([tile_height, width, output.shape[-1]], np.float32)
-            band[:, left:left + tile_width] += output * blend_window(tile_height, tile_width,
-                                                                     overlap)
-    yield band_top, finished(band, rows[band_top:band_top + tile_height], columns)
-
-
-def finished(sums, row_weights, column_weights):
-    """Weighted sums [rows, W, C] -> weighted means, divided in place."""
-    sums /= row_weights[:, None, None]
-    sums /= column_weights[None, :, None]
-    return sums
 
 
 class ChannelMismatch(UserError):
@@ -159,6 +96,8 @@ def match_channels(image, channels, convert=False):
     have = image.shape[-1]
     if have == channels:
         return image
+    if have > 4 or channels not in value_ranges.CONVERTED_CHANNELS:
+        raise ChannelMismatch(f'the file has {have} band(s) and the model takes {channels}')
     if not convert:
         raise ChannelMismatch(f'the image has {have} channel(s) and the model takes {channels}; '
                               'pass --convert_channels to convert it')
@@ -183,15 +122,38 @@ def input_files(path):
     raise UserError(f'input {path} does not exist')
 
 
-def output_path(output_dir, path):
-    return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + '.png')
+def output_extension(path, output_scale=UINT8, channels=3):
+    """The file type of the translation of input `path` by a model whose outputs have
+    `channels` bands of values as `output_scale` says: the input's family (.npy for .npy, the
+    same TIFF extension for a TIFF); PNG for images, 8- or 16-bit by the output's type, or
+    .npy where a PNG cannot hold the output (more than 4 bands, types other than uint8 and
+    uint16)."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension in array_files.ARRAY_EXTENSIONS:
+        return extension
+    if channels <= 4 and output_scale.dtype in value_ranges.TYPE_RANGES:
+        return '.png'
+    return array_files.NPY_EXTENSION
 
 
-def planned_outputs(files, output_dir, overwrite=False):
+def output_path(output_dir, path, extension='.png'):
+    return os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0] + extension)
+
+
+def write_output(image, path):
+    """Writes a translation to `path` in the file type its extension names."""
+    if array_files.is_array_file(path):
+        array_files.write(image, path)
+    else:
+        images.write_png(image, path)
+
+
+def planned_outputs(files, output_dir, overwrite=False, extension=lambda path: '.png'):
     """{input path: its output path in output_dir}, or a UserError before anything is written:
     when an output would replace one of the inputs, when two inputs would have one output
-    (x.jpg and x.png), or when outputs exist already and not `overwrite`."""
-    outputs = {path: output_path(output_dir, path) for path in files}
+    (x.jpg and x.png), or when outputs exist already and not `overwrite`. extension(path):
+    the file type of the output of the input `path`."""
+    outputs = {path: output_path(output_dir, path, extension(path)) for path in files}
     inputs = {os.path.realpath(path): path for path in files}
     by_output = {}
     for path, output in outputs.items():
@@ -217,11 +179,11 @@ def other_mode_refused(export_dir, exported, wanted):
 
 
 class Translator:
-    """A trained generator that translates uint8 images of any size and aspect ratio.
+    """A trained generator that translates images and arrays of any size and aspect ratio.
 
         translator = Translator('runs/facades')  # a workdir, WORKDIR/checkpoints/ckpt-N,
                                                  # or a SavedModel from p2p_tf.export
-        outputs = translator([image_a, image_b])  # uint8 [H, W, C] arrays, any sizes
+        outputs = translator([image_a, image_b])  # [H, W, C] arrays, any sizes
         translator.translate_files('labels/', 'translated/')
 
     mode: 'paper' or 'eval' (see the module docstring); None: 'paper' for checkpoints, the
@@ -293,11 +255,21 @@ class Translator:
             return self.signature(images=inputs)['translated']
         return self.traced_generator()(tf.convert_to_tensor(inputs, tf.float32))
 
+    @property
+    def output_scale(self):
+        """value_ranges.Scaling of the outputs: the training targets' type and range."""
+        return value_ranges.side_scaling(self.config, 'target')
+
     def translate(self, image, seed=None):
-        """uint8 [H, W, C] -> uint8 [H, W, output_channels]. seed (paper mode, `seedable`):
-        draw the dropout noise from this seed, so the same seed gives the same output."""
+        """[H, W, C] -> [H, W, output_channels] in the training targets' type and range (uint8
+        for 8-bit data). The input's values mean what they meant in training (an 8- or 16-bit
+        image of a model trained on either is scaled by its own type: value_ranges.
+        file_scaling). seed (paper mode, `seedable`): draw the dropout noise from this seed, so
+        the same seed gives the same output."""
         image = match_channels(np.asarray(image), self.config.input_channels,
                                self.convert_channels)
+        source_scale = value_ranges.file_scaling(
+            value_ranges.side_scaling(self.config, 'input'), image.dtype.name)
         noise = contextlib.nullcontext()
         if seed is not None and self.mode == 'paper':
             if not self.seedable:
@@ -306,7 +278,8 @@ class Translator:
             noise = generation.seeded_dropout(self.generator, seed)
         with noise:
             return translate_image(self.run, image, self.config.image_size, self.fit,
-                                   self.tile_size, self.tile_overlap)
+                                   self.tile_size, self.tile_overlap,
+                                   (source_scale, self.output_scale))
 
     def __call__(self, images):
         """A uint8 image [H, W, C], or a batch [N, H, W, C] / list of images of any sizes ->
@@ -325,8 +298,9 @@ class Translator:
         return images.side_by_side(source, self.run(source), target)[0]
 
     def translate_files(self, input_path, output_dir, paired=False, warn=None, overwrite=False):
-        """Translates an image file or a folder of them into PNGs in `output_dir`. Returns
-        (written paths, [(skipped path, reason), ...]).
+        """Translates an image or array file or a folder of them into `output_dir`, each
+        output in its input's file family (output_extension: .npy, TIFF, or PNG for images;
+        strips are PNGs). Returns (written paths, [(skipped path, reason), ...]).
 
         paired=False: each file is a source image of any size. paired=True: each file is a
         side-by-side pair and the output an input | output | target strip. A file that cannot
@@ -337,7 +311,10 @@ class Translator:
         """
         warn = warn or (lambda message: print(message, file=sys.stderr, flush=True))
         files = input_files(input_path)
-        outputs = planned_outputs(files, output_dir, overwrite)
+        def extension(path):
+            return '.png' if paired else output_extension(path, self.output_scale,
+                                                          self.config.output_channels)
+        outputs = planned_outputs(files, output_dir, overwrite, extension)
         os.makedirs(output_dir, exist_ok=True)
         written, skipped = [], []
         for path in files:
@@ -349,6 +326,6 @@ class Translator:
                 warn(f'warning: skipping {path}: {reason}')
                 skipped.append((path, reason))
                 continue
-            images.write_png(output, outputs[path])
+            write_output(output, outputs[path])
             written.append(outputs[path])
         return written, skipped

@@ -17,7 +17,7 @@ import tensorflow as tf
 from p2p_tf import config as config_lib
 from p2p_tf import workdirs
 from p2p_tf.datasets import examples as examples_lib
-from p2p_tf.datasets import image_files, input_pipeline
+from p2p_tf.datasets import image_files, input_pipeline, value_ranges
 from p2p_tf.errors import UserError
 from p2p_tf.nets import models
 from p2p_tf.training import distribution, initialization, loop, periodic
@@ -57,6 +57,8 @@ def train(config: ml_collections.ConfigDict, workdir: str, data_dir: str | None 
     # The data is checked before anything is written; then a workdir has one writer: a
     # second train on it stops here.
     data = examples_lib.training_data(config, data_dir)
+    # The files' value types and ranges join the config, and config.json with it.
+    config = value_ranges.resolve(config, *data[:2])
     lock = (workdirs.TrainingLock(workdir, lambda text: print(text, file=sys.stderr, flush=True))
             if chief else contextlib.nullcontext())
     with lock:
