@@ -202,13 +202,17 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
         fetch = load
 
     def example(number, index):
-        # Scaled before the jitter, which moves values without changing them: both sides
-        # are float32 there, whatever their stored types.
-        source, target = to_unit_ranges(*fetch(index), config)
+        source, target = fetch(index)
+        if source.dtype != target.dtype:
+            # The jitter crops both sides as one stack, so of one type: float32 holds every
+            # 8- and 16-bit value exactly. Sides of one type are jittered as stored, a quarter
+            # of the bytes for 8-bit images.
+            source, target = tf.cast(source, tf.float32), tf.cast(target, tf.float32)
         seed = tf.stack([tf.cast(config.seed, tf.int64), number])
-        return preprocessing.random_jitter(
+        source, target = preprocessing.random_jitter(
             source, target, seed, config.image_size, config.random_flip,
             config.random_vertical_flip, config.random_rotate90)
+        return to_unit_ranges(source, target, config)
 
     dataset = example_order(count, config.seed, start_example).shard(shards, shard)
     dataset = dataset.map(example, num_parallel_calls=AUTOTUNE, deterministic=True)
