@@ -6,7 +6,7 @@
         [--split=val] [--checkpoint=PATH] [--json=scores.json]
 
 `train` fits the segmenter to the dataset's real photos (config: --config=configs/fcn/facades.py or
-the defaults, config.get_scorer_config() in p2p_tf/config.py, fields overridden with
+the defaults, get_config() in p2p_tf/scorer_config.py, fields overridden with
 --config.FIELD=VALUE; run again to resume). `evaluate` prints the paper's Table 1 layout with the
 run's row and the ground-truth row (the real photos).
 """
@@ -21,7 +21,7 @@ from p2p_tf import cli  # Before TensorFlow loads: it quiets its start-up loggin
 COMMANDS = ('train', 'evaluate')
 
 _CONFIG = cli.define_config_file(
-    'config', os.path.join(os.path.dirname(__file__), 'config.py') + ':fcn_scorer',
+    'config', os.path.join(os.path.dirname(__file__), 'scorer_config.py'),
     "The scorer's config file (e.g. configs/fcn/facades.py); fields can be overridden with "
     '--config.FIELD=VALUE. train only: evaluate uses the config saved in --fcn_dir.')
 _FCN_DIR = flags.DEFINE_string('fcn_dir', None, "Folder of the scorer's config and checkpoint.",

@@ -23,6 +23,7 @@ import ml_collections
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
+from p2p_tf import scorer_config
 from p2p_tf.datasets import label_maps, value_ranges
 from p2p_tf.errors import UserError
 from p2p_tf.nets import models
@@ -99,7 +100,7 @@ def read_scorer_config(fcn_dir: str) -> ml_collections.ConfigDict:
     if not os.path.isfile(from_file):
         raise UserError(f'no FCN scorer in {fcn_dir} (no {CONFIG_FILENAME}); train one with '
                         f'`python -m p2p_tf.fcn_score train --fcn_dir={fcn_dir}`')
-    return config_lib.resolve_scorer(ml_collections.ConfigDict(read_json(from_file)),
+    return scorer_config.resolve(ml_collections.ConfigDict(read_json(from_file)),
                                      label_maps.PALETTES)
 
 

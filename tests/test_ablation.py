@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import scorer_config, workdirs
 from p2p_tf.datasets import image_files
 from p2p_tf.errors import UserError
 from p2p_tf.experiments import table1 as ablation
@@ -29,7 +29,7 @@ def get_config(variant='l1_cgan'):
     return config
 '''
 SCORER_FILE = '''
-from p2p_tf.config import get_scorer_config as scorer_defaults
+from p2p_tf.scorer_config import get_config as scorer_defaults
 
 
 def get_config():
@@ -104,7 +104,7 @@ def test_variants_of_different_sizes_are_refused(tmp_path):
     small, large = config_lib.get_config(), config_lib.get_config()
     large.update(dict(image_size=64, load_size=72))
     with pytest.raises(UserError, match='one dataset and image size'):
-        ablation.run_ablation({'a': small, 'b': large}, config_lib.get_scorer_config(),
+        ablation.run_ablation({'a': small, 'b': large}, scorer_config.get_config(),
                               str(tmp_path))
 
 

@@ -20,6 +20,7 @@ LAYERS = (
     ('workdirs',),
     ('nets',),
     ('datasets',),
+    ('scorer_config',),
     ('config',),
     ('errors', 'native_logs'),
 )

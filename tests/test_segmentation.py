@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from p2p_tf import config as config_lib
+from p2p_tf import scorer_config
 from p2p_tf.datasets import label_maps, layouts
 from p2p_tf.errors import UserError
 from p2p_tf.evaluation import fcn_score
@@ -56,7 +56,7 @@ def test_off_palette_pixels_become_void_and_are_counted():
         lambda image: label_maps.colours_to_classes(image, 'facades', tolerance=28.0))))
     np.testing.assert_array_equal(eager, expected)
     np.testing.assert_array_equal(in_map, expected)
-    config = config_lib.resolve_scorer(config_lib.get_scorer_config(), label_maps.PALETTES)
+    config = scorer_config.resolve(scorer_config.get_config(), label_maps.PALETTES)
     resized, off_palette = label_maps.true_classes(labels, config, 6)
     assert int(off_palette) == 2
     assert resized.shape == (6, 6) and set(np.unique(resized)) == set(expected.ravel())
@@ -110,7 +110,7 @@ def label_folder(tmp_path_factory):
 
 
 def tiny_scorer_config(**overrides):
-    config = config_lib.get_scorer_config()
+    config = scorer_config.get_config()
     config.update(dict(dataset='folder', palette='facades', direction='BtoA', image_size=32,
                        levels=2, filters=8, steps=100, batch_size=4, learning_rate=1e-2,
                        log_every=10))

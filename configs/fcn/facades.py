@@ -10,4 +10,4 @@ included; real facades photos then score (per-pixel acc., per-class acc., class 
 --config.image_size=64 for the scale of configs/table1.py (3-4 min).
 """
 
-from p2p_tf.config import get_scorer_config as get_config  # noqa: F401  (defaults: the package)
+from p2p_tf.scorer_config import get_config  # noqa: F401  (defaults: the package)

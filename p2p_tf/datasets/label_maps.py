@@ -11,7 +11,7 @@ every palette colour are off-palette: counted, reported and left out of the scor
 import numpy as np
 import tensorflow as tf
 
-from p2p_tf import config as config_lib
+from p2p_tf import scorer_config
 from p2p_tf.datasets import input_pipeline, preprocessing
 
 # Class names and label colours, in class order 1, 2, ...; class 0 is VOID.
@@ -80,8 +80,8 @@ RGB_TO_YCBCR = ((0.299, 0.587, 0.114),
 # On the 400 facades training label halves the nearest colour agrees with the exact class maps
 # for 99.21% of the pixels this way, for 92.99% by plain RGB distance.
 CHROMA_WEIGHT = 0.1
-# The scorer config's default off_palette_tolerance (config.py says how it was chosen).
-OFF_PALETTE_TOLERANCE = config_lib.OFF_PALETTE_TOLERANCE
+# The scorer config's default off_palette_tolerance (scorer_config.py says how it was chosen).
+OFF_PALETTE_TOLERANCE = scorer_config.OFF_PALETTE_TOLERANCE
 
 
 def input_palette(config):

@@ -6,8 +6,7 @@ import keras
 import ml_collections
 import tensorflow as tf
 
-from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import scorer_config, workdirs
 from p2p_tf.datasets import examples as examples_lib
 from p2p_tf.datasets import label_maps
 from p2p_tf.nets import segmenter
@@ -41,10 +40,10 @@ def train_scorer(config: ml_collections.ConfigDict, fcn_dir: str, data_dir: str 
     """Trains the segmenter of `config` on its dataset's real training photos, or resumes or
     reuses the one in fcn_dir; returns the Keras model (photos -> logits, segmentation_unet).
 
-    config: a ConfigDict from config.get_scorer_config() plus overrides (resolved here);
+    config: a ConfigDict from scorer_config.get_config() plus overrides (resolved here);
     data_dir: as for pix2pix.train; stream: where progress lines go (default stdout).
     """
-    config = config_lib.resolve_scorer(config, label_maps.PALETTES)
+    config = scorer_config.resolve(config, label_maps.PALETTES)
     examples = examples_lib.split_examples(config, config.train_split, data_dir)
     prepare_fcn_dir(config, fcn_dir)
     keras.utils.set_random_seed(config.seed)
