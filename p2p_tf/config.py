@@ -53,6 +53,14 @@ FOLDER_FACTS = dict(direction='AtoB', epochs=200, batch_size=1)
 DATA_TYPES = ('uint8', 'uint16', 'uint32', 'int8', 'int16', 'int32', 'float16', 'float32',
               'float64')
 
+# The values of the options beyond the paper (p2p_tf/nets/models.py and losses.py say what
+# each does); the first of each is the paper's.
+GAN_LOSSES = ('vanilla', 'lsgan', 'hinge')
+UPSAMPLINGS = ('transpose', 'resize_conv', 'resize_conv_bilinear')
+NORMS = ('batch', 'instance')
+UPDATE_ORDERS = ('simultaneous', 'alternating')
+NUM_DISCRIMINATORS = (1, 2, 3)
+
 # Receptive field of the PatchGAN -> number of stride-2 layers (paper Sec. 4.4, Fig. 6).
 # 1 is the paper's PixelGAN (1x1 convolutions only).
 PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
@@ -109,6 +117,18 @@ def get_config():
     config.discriminator_filters = 64
     config.patch_size = 70  # PatchGAN receptive field: one of PATCH_SIZES.
     config.dropout_rate = 0.5
+    # Options from pix2pixHD (Wang et al. 2018) and its successors, the paper's setting by
+    # default (docs/training.md#beyond-the-paper). The PatchGAN at 1-3 scales (full, 1/2, 1/4
+    # resolution; losses averaged):
+    config.num_discriminators = 1
+    # L1 between D's features on real and generated pairs, added to G's loss (pix2pixHD: 10).
+    config.feature_matching_weight = 0.0
+    config.gan_loss = 'vanilla'  # One of GAN_LOSSES: the paper's, 'lsgan' or 'hinge'.
+    config.upsample = 'transpose'  # One of UPSAMPLINGS: the paper's, or resize then 3x3 conv.
+    config.norm = 'batch'  # 'batch' (the paper) or 'instance' (each example's own statistics).
+    # 'simultaneous': G and D updated from one forward pass (the TensorFlow tutorial);
+    # 'alternating': a D step, then a G step through the updated D (paper Sec. 3.3).
+    config.update_order = 'simultaneous'
 
     # Objective and optimisation (paper Sec. 3.3).
     config.l1_weight = 100.0
@@ -232,13 +252,16 @@ RANGES = {
     'sample_every': (0, True, None, False), 'num_samples': (1, True, None, False),
     'checkpoint_every': (0, True, None, False), 'keep_checkpoints': (1, True, None, False),
     'eval_every': (0, True, None, False), 'eval_images': (0, True, None, False),
+    'feature_matching_weight': (0, True, None, False),
 }
 CHOICES = {
     'direction': ('AtoB', 'BtoA'), 'patch_size': tuple(PATCH_SIZES),
     'input_dtype': (AUTO,) + DATA_TYPES, 'target_dtype': (AUTO,) + DATA_TYPES,
     'precision': (AUTO,) + PRECISIONS,
     'sync_batch_norm': (AUTO,) + SYNC_BATCH_NORM_SETTINGS, 'xla': (AUTO,) + XLA_SETTINGS,
-    'best_metric': METRIC_NAMES + (NO_BEST_METRIC,),
+    'best_metric': METRIC_NAMES + (NO_BEST_METRIC,), 'gan_loss': GAN_LOSSES,
+    'upsample': UPSAMPLINGS, 'norm': NORMS, 'update_order': UPDATE_ORDERS,
+    'num_discriminators': NUM_DISCRIMINATORS,
 }
 FLAGS = ('random_flip', 'random_vertical_flip', 'random_rotate90', 'fused_adam',
          'matmul_weight_gradients', 'init_discriminator')
@@ -288,6 +311,22 @@ def check(config):
     if 2 ** unet_depth(config.image_size) != config.image_size:
         raise UserError(f'image_size must be a power of two >= 32, got {config.image_size}')
     check_crop_fits(config)
+    check_discriminators_fit(config)
+
+
+def check_discriminators_fit(config):
+    """A UserError unless the PatchGAN's smallest scale still sees at least one patch: with L
+    stride-2 layers, a side of 3 * 2**L pixels (the two stride-1 4x4 convs take 2 more)."""
+    layers = PATCH_SIZES[config.patch_size]
+    fitting = [n for n in NUM_DISCRIMINATORS
+               if -(-config.image_size // 2 ** (n - 1)) >= (3 * 2 ** layers if layers else 1)]
+    if not fitting:
+        raise UserError(f'patch_size {config.patch_size} needs image_size >= {3 * 2 ** layers}, '
+                        f'got {config.image_size}')
+    if config.num_discriminators not in fitting:
+        raise UserError(f'num_discriminators must be at most {max(fitting)} for image_size '
+                        f'{config.image_size} and patch_size {config.patch_size} (its smallest '
+                        f'scale would hold no patch), got {config.num_discriminators}')
 
 
 def parse_range(text, name):

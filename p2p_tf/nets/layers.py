@@ -141,3 +141,29 @@ class Dropout(keras.layers.Dropout):
         seed = tf.random.experimental.stateless_fold_in(self.seed_generator.next(), replica)
         return tf.nn.experimental.stateless_dropout(inputs, rate=self.rate, seed=seed,
                                                     noise_shape=self.noise_shape)
+
+
+@keras.saving.register_keras_serializable('p2p_tf')
+class Upsample2x(keras.layers.Layer):
+    """Doubles height and width by nearest-neighbour repetition or bilinear interpolation (the
+    resize of a resize-convolution block). Keras' UpSampling2D checks the input's size in
+    Python and so cannot be traced for images of unknown size, which exports and translation
+    need."""
+
+    def __init__(self, interpolation='nearest', **kwargs):
+        super().__init__(**kwargs)
+        self.interpolation = interpolation
+
+    def call(self, inputs):
+        if self.interpolation == 'nearest':
+            return tf.repeat(tf.repeat(inputs, 2, axis=1), 2, axis=2)
+        shape = tf.shape(inputs)
+        resized = tf.image.resize(inputs, [2 * shape[1], 2 * shape[2]], method='bilinear')
+        return tf.cast(resized, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        batch, height, width, channels = input_shape
+        return (batch, height and 2 * height, width and 2 * width, channels)
+
+    def get_config(self):
+        return dict(super().get_config(), interpolation=self.interpolation)

@@ -85,28 +85,81 @@ class Trainer:
         self._train_step = tf.function(self._distributed_step, jit_compile=config.xla == 'on')
 
     def replica_step(self, inputs, targets):
-        """One update of D and G on this replica's batch; returns the losses (scaled by
-        1 / replicas, so summing over replicas gives the global mean)."""
+        """One update of D and G on this replica's batch, in config.update_order; returns the
+        losses (scaled by 1 / replicas, so summing over replicas gives the global mean)."""
         scale = 1.0 / self.strategy.num_replicas_in_sync
+        if self.config.update_order == 'alternating':
+            values = self.alternating_updates(inputs, targets, scale)
+        else:
+            values = self.simultaneous_updates(inputs, targets, scale)
+        return {name: value * scale for name, value in zip(LOSS_NAMES, values)}
+
+    def discriminate(self, inputs, images):
+        """models.scales of D's training-mode outputs on the pairs (inputs, images)."""
+        return models.scales(self.discriminator([inputs, images], training=True))
+
+    def losses(self, generated, targets, real, fake):
+        """(gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake) from D's outputs on the
+        real and generated pairs (models.scales)."""
+        config = self.config
+        real_logits, fake_logits = [logits for _, logits in real], [logits for _, logits in fake]
+        matching = (losses.feature_matching([f for f, _ in real], [f for f, _ in fake])
+                    if config.feature_matching_weight else 0.0)
+        generator_losses = losses.generator_loss(
+            fake_logits, generated, targets, config.l1_weight, config.gan_weight,
+            config.gan_loss, matching, config.feature_matching_weight)
+        return generator_losses + losses.discriminator_loss(real_logits, fake_logits,
+                                                            config.gan_loss)
+
+    @staticmethod
+    def scaled(optimizer, loss, scale):
+        # scale_loss multiplies by the loss scale under mixed_float16 (apply_gradients divides
+        # it out again) and is the identity otherwise. Inside the tape, which must see it.
+        return optimizer.scale_loss(loss * scale)
+
+    def simultaneous_updates(self, inputs, targets, scale):
+        """G and D updated from one forward pass (the TensorFlow tutorial's step)."""
         with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
             generated = self.generator(inputs, training=True)
-            real_logits = self.discriminator([inputs, targets], training=True)
-            fake_logits = self.discriminator([inputs, generated], training=True)
-            gen_total, gen_gan, gen_l1 = losses.generator_loss(
-                fake_logits, generated, targets, self.config.l1_weight, self.config.gan_weight)
-            disc, disc_real, disc_fake = losses.discriminator_loss(real_logits, fake_logits)
-            # scale_loss multiplies by the loss scale under mixed_float16 (apply_gradients
-            # divides it out again) and is the identity otherwise.
-            scaled_gen_total = self.generator_optimizer.scale_loss(gen_total * scale)
-            scaled_disc = self.discriminator_optimizer.scale_loss(disc * scale)
-        gen_grads = gen_tape.gradient(scaled_gen_total, self.generator.trainable_variables)
+            values = self.losses(generated, targets, self.discriminate(inputs, targets),
+                                 self.discriminate(inputs, generated))
+            scaled_gen = self.scaled(self.generator_optimizer, values[0], scale)
+            scaled_disc = self.scaled(self.discriminator_optimizer, values[3], scale)
+        gen_grads = gen_tape.gradient(scaled_gen, self.generator.trainable_variables)
         disc_grads = disc_tape.gradient(scaled_disc, self.discriminator.trainable_variables)
         self.generator_optimizer.apply_gradients(
             zip(gen_grads, self.generator.trainable_variables))
         self.discriminator_optimizer.apply_gradients(
             zip(disc_grads, self.discriminator.trainable_variables))
-        values = (gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake)
-        return {name: value * scale for name, value in zip(LOSS_NAMES, values)}
+        return values
+
+    def alternating_updates(self, inputs, targets, scale):
+        """A D step on the real pair and the generated one, then a G step through the updated
+        D, from one G forward pass: the paper's order (Sec. 3.3: "we alternate between one
+        gradient descent step on D, then one step on G") and the authors' code. Returns D's
+        losses of its own step and G's of the second."""
+        generator, discriminator = self.generator, self.discriminator
+        with tf.GradientTape() as gen_tape:
+            generated = generator(inputs, training=True)
+            with tf.GradientTape() as disc_tape:
+                # generated is a constant for D's step: no gradient reaches G through it.
+                _, _, _, disc, disc_real, disc_fake = self.losses(
+                    generated, targets, self.discriminate(inputs, targets),
+                    self.discriminate(inputs, tf.stop_gradient(generated)))
+                scaled_disc = self.scaled(self.discriminator_optimizer, disc, scale)
+            disc_grads = disc_tape.gradient(scaled_disc, discriminator.trainable_variables)
+            self.discriminator_optimizer.apply_gradients(
+                zip(disc_grads, discriminator.trainable_variables))
+            fake = self.discriminate(inputs, generated)
+            # The real pairs again only for feature matching's real features (D's own losses
+            # of this pass are not used).
+            real = (self.discriminate(inputs, targets) if self.config.feature_matching_weight
+                    else fake)
+            gen_total, gen_gan, gen_l1, _, _, _ = self.losses(generated, targets, real, fake)
+            scaled_gen = self.scaled(self.generator_optimizer, gen_total, scale)
+        gen_grads = gen_tape.gradient(scaled_gen, generator.trainable_variables)
+        self.generator_optimizer.apply_gradients(zip(gen_grads, generator.trainable_variables))
+        return gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake
 
     def _distributed_step(self, inputs, targets):
         per_replica = self.strategy.run(self.replica_step, args=(inputs, targets))
