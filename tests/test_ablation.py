@@ -80,9 +80,12 @@ def test_the_command_prints_the_papers_table_and_writes_the_report(table1):
         for name in ('per_pixel_accuracy', 'per_class_accuracy', 'class_iou'):
             assert 0.0 <= scores[name] <= 1.0
     assert all(v['step'] == 3 for v in report['variants'].values())
-    # input | L1 | L1+cGAN | target, for the first 4 val images, at the runs' 32x32.
+    # input | L1 | L1+cGAN | target, for the first 4 val images: the runs' 32x32 tiles
+    # enlarged 8 times to 256 px.
     samples = image_files.read_image(str(folder / 'runs' / ablation.SAMPLES_FILENAME))
-    assert samples.shape == (4 * 32, 4 * 32, 3)
+    assert samples.shape == (4 * 256, 4 * 256, 3)
+    np.testing.assert_array_equal(samples[::8, ::8], samples[7::8, 7::8])
+    assert [v['row'] for v in report['variants'].values()] == ['L1', 'L1+cGAN']
 
 
 def test_a_second_run_reuses_everything_and_reports_the_same(table1):

@@ -24,6 +24,9 @@ from p2p_tf.training import pix2pix, scorer_training
 SCORER_FOLDER = 'fcn'
 REPORT_FILENAME = 'table1.json'
 SAMPLES_FILENAME = 'samples.png'
+# Tiles of the sample sheet are enlarged (pixels repeated) to at least this width, so a 64x64
+# run's images can be looked at.
+MIN_TILE_WIDTH = 256
 
 
 def run_ablation(variant_configs: dict, scorer_config, workdir: str, data_dir: str | None = None,
@@ -51,11 +54,15 @@ def run_ablation(variant_configs: dict, scorer_config, workdir: str, data_dir: s
     scorer_training.train_scorer(scorer_config, scorer_dir, data_dir, stream)
 
     rows, variants = [], {}
+    # Rows are named by their objective (the paper's Table 1), or by variant name when the
+    # variants share an objective and differ in other options.
+    objectives = {name: fcn_score.objective_name(config) for name, config in resolved.items()}
+    distinct = len(set(objectives.values())) == len(objectives)
     for name, config in resolved.items():
         run = os.path.join(workdir, name)
         scores = fcn_score.score_run(scorer_dir, run, split, data_dir)
         quality = scoring.evaluate_run(run, split, data_dir=data_dir, sheet_images=0)
-        row = fcn_score.objective_name(config)
+        row = objectives[name] if distinct else name
         variants[name] = dict(
             row=row, fcn_scores=scores, image_metrics=quality['overall'], step=quality['step'],
             l1_weight=config.l1_weight, gan_weight=config.gan_weight)
@@ -76,7 +83,8 @@ def run_ablation(variant_configs: dict, scorer_config, workdir: str, data_dir: s
 
 def write_samples(names, workdir, split, data_dir, count):
     """WORKDIR/samples.png: for the first `count` images of the split, input | each run's
-    paper-mode translation | target, one row per image."""
+    paper-mode translation | target, one row per image, each tile enlarged to at least
+    MIN_TILE_WIDTH pixels."""
     config = workdirs.read_config(os.path.join(workdir, names[0]))
     examples = examples_lib.split_examples(config, split, data_dir)
     pairs = list(input_pipeline.eval_dataset(examples, config).take(count))
@@ -88,8 +96,10 @@ def write_samples(names, workdir, split, data_dir, count):
             outputs.append(np.concatenate([generation.generate(generator, inputs, 'paper')
                                            for inputs, _ in pairs], axis=0))
     inputs, targets = (np.concatenate(side, axis=0) for side in zip(*pairs))
-    strip = images.side_by_side(inputs, *outputs, targets)
-    images.write_png(np.concatenate(list(strip), axis=0), os.path.join(workdir, SAMPLES_FILENAME))
+    strip = np.concatenate(list(images.side_by_side(inputs, *outputs, targets)), axis=0)
+    enlarge = -(-MIN_TILE_WIDTH // config.image_size)
+    strip = np.repeat(np.repeat(strip, enlarge, axis=0), enlarge, axis=1)
+    images.write_png(strip, os.path.join(workdir, SAMPLES_FILENAME))
 
 
 def format_report(report):
