@@ -8,6 +8,10 @@ options on top of the paper's:
 
 trains them all (resuming whatever is done), the FCN-score segmenter at the same size, and
 prints FCN-scores, L1, PSNR and SSIM per variant with a sheet of the same validation images.
+One variant alone, chosen after a colon:
+
+    python -m p2p_tf.train --config=configs/pix2pixhd.py:lsgan --data_dir=../shared/datasets \
+        --workdir=runs/pix2pixhd/lsgan
 """
 
 import os
