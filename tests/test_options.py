@@ -186,6 +186,7 @@ def test_a_resumed_trainer_with_every_option_equals_an_uninterrupted_one(tmp_pat
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.filterwarnings('ignore:.*tf.lite.Interpreter is deprecated')
 def test_exports_of_the_generator_options_equal_the_checkpoint(tmp_path):
     workdir, _ = make_run_dir(tmp_path / 'run', upsample='resize_conv_bilinear', norm='instance')
     assert json.loads((workdir / 'config.json').read_text())['norm'] == 'instance'
