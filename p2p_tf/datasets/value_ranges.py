@@ -27,9 +27,6 @@ TYPE_RANGES = {'uint8': (0.0, 255.0), 'uint16': (0.0, 65535.0)}
 # The config fields of each side: (channels, range, dtype).
 SIDE_FIELDS = {'input': ('input_channels', 'input_range', 'input_dtype'),
                'target': ('output_channels', 'target_range', 'target_dtype')}
-# What the value fields of a run on 8-bit images hold (and held, before they were recorded).
-EIGHT_BIT_FIELDS = dict(input_dtype='uint8', input_range='0,255', target_dtype='uint8',
-                        target_range='0,255')
 # Channel counts that any image file converts to (gray <-> RGB, alpha dropped), as before
 # other counts were possible.
 CONVERTED_CHANNELS = (1, 3)
@@ -58,9 +55,26 @@ class Scaling(typing.NamedTuple):
         return TYPE_RANGES.get(self.dtype) == self.value_range
 
 
+# 8-bit images in [0, 255].
+UINT8 = Scaling('uint8', *TYPE_RANGES['uint8'])
+
+
 def range_text(low, high):
     """(0.0, 255.0) -> '0,255': the form of the range fields."""
     return ','.join(str(int(v)) if float(v).is_integer() else repr(float(v)) for v in (low, high))
+
+
+def recorded_fields(input_scaling, target_scaling):
+    """The value fields of a config or an export's metadata for the two sides' Scalings:
+    {input_dtype, input_range, target_dtype, target_range}."""
+    return {f'{side}_{name}': value
+            for side, scaling in (('input', input_scaling), ('target', target_scaling))
+            for name, value in (('dtype', scaling.dtype),
+                                ('range', range_text(*scaling.value_range)))}
+
+
+# What the value fields of a run on 8-bit images hold (and held, before they were recorded).
+EIGHT_BIT_FIELDS = recorded_fields(UINT8, UINT8)
 
 
 def side_scaling(config, side):
@@ -68,7 +82,7 @@ def side_scaling(config, side):
     AUTO type (a run from before these fields) is uint8, AUTO range the type's."""
     _, range_field, dtype_field = SIDE_FIELDS[side]
     dtype = config.get(dtype_field, config_lib.AUTO)
-    dtype = 'uint8' if dtype == config_lib.AUTO else dtype
+    dtype = UINT8.dtype if dtype == config_lib.AUTO else dtype
     value_range = config.get(range_field, config_lib.AUTO)
     if value_range == config_lib.AUTO:
         if dtype not in TYPE_RANGES:

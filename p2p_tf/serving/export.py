@@ -54,13 +54,11 @@ def export_metadata(config, step, mode):
     depth = config_lib.unet_depth(config.image_size)
     # Each side's stored type and the range that maps to [-1, 1] (value_ranges.py): what
     # serving_default takes and gives, and what a runtime needs to scale its data.
-    scalings = {side: value_ranges.side_scaling(config, side) for side in ('input', 'target')}
     return dict(dataset=config.dataset, direction=config.direction,
                 input_channels=config.input_channels, output_channels=config.output_channels,
                 image_size=config.image_size, multiple=2 ** depth, step=step, mode=mode,
-                **{f'{side}_{name}': value for side, scaling in scalings.items()
-                   for name, value in (('dtype', scaling.dtype),
-                                       ('range', value_ranges.range_text(*scaling.value_range)))},
+                **value_ranges.recorded_fields(*(value_ranges.side_scaling(config, side)
+                                                 for side in ('input', 'target'))),
                 p2p_tf_version=p2p_tf.__version__)
 
 

@@ -26,13 +26,9 @@ def check_fit(fit):
         raise UserError(f'fit must be one of {FITS}, got {fit!r}')
 
 
-# 8-bit images in [0, 255], what translate_image takes and gives unless told otherwise.
-UINT8 = value_ranges.Scaling('uint8', *value_ranges.TYPE_RANGES['uint8'])
-
-
 def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
                     tile_size: int = 1024, tile_overlap: int = 128,
-                    scalings=(UINT8, UINT8)) -> np.ndarray:
+                    scalings=(value_ranges.UINT8, value_ranges.UINT8)) -> np.ndarray:
     """[H, W, C_in] of any size -> [H, W, C_out]: uint8 by default; scalings: the
     value_ranges.Scaling of the input's and of the output's values (type and range).
 
@@ -122,7 +118,7 @@ def input_files(path):
     raise UserError(f'input {path} does not exist')
 
 
-def output_extension(path, output_scale=UINT8, channels=3):
+def output_extension(path, output_scale=value_ranges.UINT8, channels=3):
     """The file type of the translation of input `path` by a model whose outputs have
     `channels` bands of values as `output_scale` says: the input's family (.npy for .npy, the
     same TIFF extension for a TIFF); PNG for images, 8- or 16-bit by the output's type, or
