@@ -14,6 +14,7 @@ import os
 
 import ml_collections
 
+from p2p_tf import image_sizes
 from p2p_tf.errors import UserError
 
 # Fields set to AUTO take the dataset's value from DATASET_FACTS when the config is resolved.
@@ -103,8 +104,12 @@ def get_config():
     config.target_dtype = AUTO
 
     # Random jitter (paper appendix 6.2): resize to load_size, random crop to image_size, mirror.
-    config.load_size = 286
-    config.image_size = 256
+    # Either takes one number (a square) or 'HxW' (rectangular training, e.g. image_size
+    # '256x512' with load_size '286x572'; a square load_size crops HxW windows from square
+    # images). The U-Net's depth follows the shorter side of image_size, a power of two; the
+    # longer side must be a multiple of it.
+    config.load_size = sized(286)
+    config.image_size = sized(256)
     config.random_flip = True
     # Off by default (not in the paper); for data with no up direction, e.g. aerial photos.
     config.random_vertical_flip = False
@@ -165,6 +170,10 @@ def get_config():
     config.eval_every = 1000
     config.eval_split = AUTO  # AUTO: 'val', else 'test'; a dataset with neither is not evaluated.
     config.eval_images = 0  # 0: every image of eval_split; N: its first N.
+    # The size held-out pairs are resized to for evaluation and samples, N or 'HxW' with sides
+    # multiples of 2**depth (the generator is fully convolutional, so a run on crops can be
+    # judged on whole images); 0: image_size.
+    config.eval_size = sized(image_sizes.SAME_AS_IMAGE)
     # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (one of
     # METRIC_NAMES: 'l1', 'psnr' or 'ssim'), or NO_BEST_METRIC to keep none.
     config.best_metric = 'l1'
@@ -181,6 +190,12 @@ def get_config():
     # Convolution kernel gradients as one matmul each (p2p_tf/nets/layers.py; same values).
     config.matmul_weight_gradients = True
     return config
+
+
+def sized(value):
+    """A size field's default, which a config file, an override or Python may set to a number
+    or to 'HxW' (ml_collections otherwise locks a field to its first value's type)."""
+    return ml_collections.FieldReference(value, field_type=object)
 
 
 def config_file_module(path):
@@ -224,7 +239,14 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     config returns an equal one.
     """
     check_known_fields(config, get_config())
-    config = ml_collections.ConfigDict(config.to_dict())
+    values = config.to_dict()
+    # One spelling per size (256, not '256x256' or [256, 256]), so that equal runs compare
+    # equal and a square run's config.json reads as it always has.
+    for name in image_sizes.SIZE_FIELDS:
+        if values[name] != image_sizes.SAME_AS_IMAGE:  # eval_size's 0 stays 0 (image_size).
+            values[name] = image_sizes.canonical_size(values[name], name)
+        values[name] = sized(values[name])
+    config = ml_collections.ConfigDict(values)
     facts = dataset_facts(config.dataset)
     if config.direction == AUTO:
         config.direction = facts['direction']
@@ -240,8 +262,7 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 # (lowest, whether it is allowed, highest or None, whether it is allowed). The *_every fields
 # take 0 for never, except log_every.
 RANGES = {
-    'val_fraction': (0, False, 1, False), 'load_size': (1, True, None, False),
-    'image_size': (32, True, None, False), 'cache_megabytes': (0, True, None, False),
+    'val_fraction': (0, False, 1, False), 'cache_megabytes': (0, True, None, False),
     'generator_filters': (1, True, None, False), 'discriminator_filters': (1, True, None, False),
     'dropout_rate': (0, True, 1, False), 'l1_weight': (0, True, None, False),
     'gan_weight': (0, True, None, False), 'learning_rate': (0, False, None, False),
@@ -308,9 +329,7 @@ def check(config):
     for name in SPLIT_FIELDS:
         if not config[name] or not isinstance(config[name], str):
             raise UserError(f'{name} must be a split name or auto, got {config[name]!r}')
-    if 2 ** unet_depth(config.image_size) != config.image_size:
-        raise UserError(f'image_size must be a power of two >= 32, got {config.image_size}')
-    check_crop_fits(config)
+    image_sizes.check(config)
     check_discriminators_fit(config)
 
 
@@ -318,8 +337,9 @@ def check_discriminators_fit(config):
     """A UserError unless the PatchGAN's smallest scale still sees at least one patch: with L
     stride-2 layers, a side of 3 * 2**L pixels (the two stride-1 4x4 convs take 2 more)."""
     layers = PATCH_SIZES[config.patch_size]
+    side = min(image_sizes.image_shape(config))
     fitting = [n for n in NUM_DISCRIMINATORS
-               if -(-config.image_size // 2 ** (n - 1)) >= (3 * 2 ** layers if layers else 1)]
+               if -(-side // 2 ** (n - 1)) >= (3 * 2 ** layers if layers else 1)]
     if not fitting:
         raise UserError(f'patch_size {config.patch_size} needs image_size >= {3 * 2 ** layers}, '
                         f'got {config.image_size}')
@@ -340,17 +360,6 @@ def parse_range(text, name):
         raise UserError(f'{name} must be LOW,HIGH with LOW < HIGH (e.g. 0,10000), or auto; '
                         f'got {text!r}')
     return low, high
-
-
-def check_crop_fits(config):
-    if config.load_size < config.image_size:
-        raise UserError(f'load_size ({config.load_size}) is smaller than image_size '
-                        f'({config.image_size}): the random crop would not fit')
-
-
-def unet_depth(image_size):
-    """Number of stride-2 encoder layers of the U-Net for square crops of `image_size`."""
-    return int(round(math.log2(image_size)))
 
 
 def schedule_steps(config, train_size):

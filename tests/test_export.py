@@ -52,8 +52,9 @@ print(json.dumps(dict(metadata=metadata, file_metadata=file_metadata,
 
 def expected_metadata(mode='eval'):
     return dict(dataset='facades', direction='BtoA', input_channels=3, output_channels=3,
-                image_size=32, multiple=32, step=STEP, mode=mode, input_dtype='uint8',
-                input_range='0,255', target_dtype='uint8', target_range='0,255',
+                image_size=32, image_height=32, image_width=32, multiple=32, step=STEP,
+                mode=mode, input_dtype='uint8', input_range='0,255', target_dtype='uint8',
+                target_range='0,255',
                 p2p_tf_version='0.1.0')
 
 

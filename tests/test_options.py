@@ -163,10 +163,12 @@ ALL_OPTIONS = dict(num_discriminators=2, patch_size=34, feature_matching_weight=
                    update_order='alternating')
 
 
-def test_a_resumed_trainer_with_every_option_equals_an_uninterrupted_one(tmp_path):
-    batches = [tuple(random_images([1, 32, 32, 3], seed=2 * i + j) for j in range(2))
+@pytest.mark.parametrize('size', [32, (32, 64)])
+def test_a_resumed_trainer_with_every_option_equals_an_uninterrupted_one(tmp_path, size):
+    shape = (size, size) if isinstance(size, int) else size
+    batches = [tuple(random_images([1, *shape, 3], seed=2 * i + j) for j in range(2))
                for i in range(3)]
-    config = trainer_config(**ALL_OPTIONS)
+    config = trainer_config(**ALL_OPTIONS, image_size=size, load_size=size)
     keras.utils.set_random_seed(0)
     uninterrupted = Trainer(config, 10)
     for x, y in batches:
@@ -184,6 +186,18 @@ def test_a_resumed_trainer_with_every_option_equals_an_uninterrupted_one(tmp_pat
                     uninterrupted.generator.get_weights()
                     + uninterrupted.discriminator.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_feature_matching_term_is_logged_on_its_own():
+    x, y = random_images([1, 32, 32, 3], seed=0), random_images([1, 32, 32, 3], seed=1)
+    assert 'gen_feature_matching' not in Trainer(trainer_config(), 10).train_step(x, y)
+    for update_order in config_lib.UPDATE_ORDERS:
+        trainer = Trainer(trainer_config(feature_matching_weight=10.0,
+                                         update_order=update_order), 10)
+        values = {name: float(value) for name, value in trainer.train_step(x, y).items()}
+        assert list(values) == list(trainer.loss_names) and values['gen_feature_matching'] > 0
+        np.testing.assert_allclose(values['gen_total'], values['gen_gan'] + 100 * values[
+            'gen_l1'] + 10 * values['gen_feature_matching'], rtol=1e-5)
 
 
 @pytest.mark.filterwarnings('ignore:.*tf.lite.Interpreter is deprecated')

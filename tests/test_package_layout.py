@@ -22,6 +22,7 @@ LAYERS = (
     ('datasets',),
     ('scorer_config',),
     ('config',),
+    ('image_sizes',),
     ('errors', 'native_logs'),
 )
 

@@ -9,6 +9,7 @@ input_pipeline.train_dataset and eval_dataset.
 import os
 
 from p2p_tf import config as config_lib
+from p2p_tf import image_sizes
 from p2p_tf.datasets import image_files, input_pipeline, layouts, sources, tfds_builder
 from p2p_tf.errors import UserError
 
@@ -30,7 +31,8 @@ def training_data(config, data_dir=None):
     train_examples, unreadable = image_files.readable_examples(train_examples)
     if not train_examples:
         raise UserError(f'none of the training images in {root} can be read')
-    image_files.check_examples(train_examples + sample_examples, config.image_size)
+    image_files.check_examples(train_examples + sample_examples,
+                                min(image_sizes.image_shape(config)))
     return train_examples, sample_examples, unreadable
 
 

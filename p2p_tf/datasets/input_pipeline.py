@@ -13,6 +13,7 @@ exactly what an uninterrupted run would have seen, with no iterator state in the
 import numpy as np
 import tensorflow as tf
 
+from p2p_tf import image_sizes
 from p2p_tf.datasets import array_files, image_files, preprocessing, value_ranges
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -90,8 +91,8 @@ def decode_example(encoded_a, encoded_b, input_channels, target_channels, direct
 
 
 def load_resized(encoded_a, encoded_b, size, config):
-    """decode_example of a config's sides, then both images resized to [size, size, C] in
-    their stored type; no jitter."""
+    """decode_example of a config's sides, then both images resized to size ((height, width)
+    or a number for a square) in their stored type; no jitter."""
     source, target = decode_example(encoded_a, encoded_b, config.input_channels,
                                     config.output_channels, config.direction,
                                     side_dtypes(config))
@@ -169,15 +170,17 @@ def example_order(num_files, seed, start_example=0):
 
 
 def decoded_bytes(num_files, size, config):
-    """Memory of num_files decoded pairs of a config's sides at size x size."""
+    """Memory of num_files decoded pairs of a config's sides at size ((height, width))."""
+    height, width = size
     itemsizes = [tf.as_dtype(dtype).size for dtype in side_dtypes(config)]
-    return num_files * size * size * (config.input_channels * itemsizes[0]
-                                      + config.output_channels * itemsizes[1])
+    return num_files * height * width * (config.input_channels * itemsizes[0]
+                                         + config.output_channels * itemsizes[1])
 
 
 def train_dataset(examples, config, start_example=0, cache=None, batch_size=None, shards=1,
                   shard=0):
-    """Endless dataset of jittered (input, target) batches, float32 [batch, S, S, C] in [-1, 1].
+    """Endless dataset of jittered (input, target) batches, float32 [batch, H, W, C] in [-1, 1]
+    (H x W: the config's image_size).
 
     examples: as for example_reader; config: a resolved config; start_example: number of
     examples already consumed (step * batch_size) by the run being resumed; cache: force the
@@ -188,10 +191,11 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
     jitter is the same however the run is split.
     """
     count, read = example_reader(examples)
+    load_shape, crop_shape = image_sizes.load_shape(config), image_sizes.image_shape(config)
     def load(index):
-        return load_resized(*read(index), config.load_size, config)
+        return load_resized(*read(index), load_shape, config)
     if cache is None:
-        cache = decoded_bytes(count, config.load_size, config) <= (
+        cache = decoded_bytes(count, load_shape, config) <= (
             config.cache_megabytes * 2 ** 20)
     if cache:
         sources, targets = (tf.data.Dataset.range(count).map(load, AUTOTUNE)
@@ -210,7 +214,7 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
             source, target = tf.cast(source, tf.float32), tf.cast(target, tf.float32)
         seed = tf.stack([tf.cast(config.seed, tf.int64), number])
         source, target = preprocessing.random_jitter(
-            source, target, seed, config.image_size, config.random_flip,
+            source, target, seed, crop_shape, config.random_flip,
             config.random_vertical_flip, config.random_rotate90)
         return to_unit_ranges(source, target, config)
 
@@ -221,14 +225,16 @@ def train_dataset(examples, config, start_example=0, cache=None, batch_size=None
 
 
 def eval_dataset(examples, config, batch_size=1):
-    """Finite dataset of (input, target) resized to image_size, no jitter, in order.
+    """Finite dataset of (input, target) resized to the config's eval_size (by default its
+    image_size), no jitter, in order.
 
     examples: as for train_dataset.
     """
     count, read = example_reader(examples)
+    shape = image_sizes.eval_shape(config)
 
     def example(index):
-        return to_unit_ranges(*load_resized(*read(index), config.image_size, config), config)
+        return to_unit_ranges(*load_resized(*read(index), shape, config), config)
 
     dataset = tf.data.Dataset.range(count).map(example, AUTOTUNE)
     return without_autotune_thread(dataset.batch(batch_size).prefetch(AUTOTUNE))

@@ -71,17 +71,19 @@ def resize(image, size):
 
 def random_jitter(source, target, seed, crop_size, flip=True, vertical_flip=False,
                   rotate90=False):
-    """The same random crop_size crop, and the same random mirroring, of source and target;
-    optionally also the same random vertical flip and rotation by a multiple of 90 degrees
-    (for aerial, microscopy and other data without an up direction).
+    """The same random crop_size crop ((height, width), or a number for a square), and the
+    same random mirroring, of source and target; optionally also the same random vertical flip
+    and rotation by a multiple of 90 degrees (for aerial, microscopy and other data without an
+    up direction; square crops only).
 
     source, target: [H, W, C1], [H, W, C2] with the same H and W; seed: int [2] tensor.
     """
+    height, width = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     channels = tf.shape(source)[-1]
     stacked = tf.concat([source, target], axis=-1)
     cropped = tf.image.stateless_random_crop(
-        stacked, [crop_size, crop_size, tf.shape(stacked)[-1]], seed=crop_seed)
+        stacked, [height, width, tf.shape(stacked)[-1]], seed=crop_seed)
     if flip:
         cropped = tf.image.stateless_random_flip_left_right(cropped, seed=flip_seed)
     if vertical_flip or rotate90:

@@ -47,6 +47,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from p2p_tf import config as config_lib
+from p2p_tf import image_sizes
 from p2p_tf.datasets import layouts, sources
 from p2p_tf.errors import UserError, op_error_reason
 
@@ -233,9 +234,9 @@ def training_examples(config, data_dir=None):
             (sample_split, samples[i]) for i in range(len(samples))]:
         with Image.open(io.BytesIO(record['image_a'])) as half:
             side = min(half.size)
-        if side < config.image_size:
+        if side < min(image_sizes.image_shape(config)):
             raise UserError(
                 f'{config.dataset} {split}/{record["file_name"].decode()} has {side}x{side} '
-                f'halves, smaller than the {config.image_size}x{config.image_size} crop; lower '
-                '--config.image_size')
+                f'halves, smaller than the {image_sizes.size_text(config.image_size)} crop; '
+                'lower --config.image_size')
     return train, samples

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from p2p_tf import workdirs
+from p2p_tf import image_sizes, workdirs
 from p2p_tf.datasets import examples as examples_lib
 from p2p_tf.datasets import label_maps, preprocessing
 from p2p_tf.errors import UserError
@@ -133,11 +133,12 @@ def score_run(fcn_dir: str, workdir: str, split: str = 'val', data_dir: str | No
     translate = tf.function(lambda inputs: generation.generate(generator, inputs, mode))
 
     def generated_photo(labels, photo):
+        # At the size the run is evaluated at, then at the scorer's.
         inputs = preprocessing.resize(preprocessing.to_channels(labels, run_config.input_channels),
-                                      run_config.image_size)
+                                      image_sizes.eval_shape(run_config))
         generated = preprocessing.to_uint8(
             translate(preprocessing.to_unit_range(inputs)[tf.newaxis])[0])
-        if run_config.image_size == config.image_size:
+        if image_sizes.eval_shape(run_config) == (config.image_size, config.image_size):
             return generated
         return preprocessing.resize(generated, config.image_size)
 
@@ -167,7 +168,7 @@ def format_report(report):
     return '\n'.join([
         f'FCN-scores of {report["workdir"]} (step {report["step"]}, {report["mode"]} mode) on '
         f'{report["dataset"]} {report["split"]}: {run["images"]} images segmented at '
-        f'{report["image_size"]}x{report["image_size"]}',
+        f'{image_sizes.size_text(report["image_size"])}',
         report['table'],
         f'{truth["off_palette_pixels"]} off-palette label pixel(s) in '
         f'{truth["off_palette_images"]} image(s), left out of the scores'])

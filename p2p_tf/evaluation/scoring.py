@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import image_sizes, workdirs
 from p2p_tf.datasets import examples as examples_lib
 from p2p_tf.datasets import image_files, input_pipeline
 from p2p_tf.errors import UserError
@@ -72,7 +72,7 @@ class Evaluator:
 
     def __call__(self, examples, config, max_images=0, sheet_images=0):
         """Scores the generator's translations of `examples` (as for
-        input_pipeline.eval_dataset: resized to config.image_size, no jitter); max_images > 0:
+        input_pipeline.eval_dataset: resized to the eval size, no jitter); max_images > 0:
         only the first max_images. Returns Scores with a contact sheet of the first
         sheet_images. The generator's variables are left as they were."""
         dataset = input_pipeline.eval_dataset(examples, config, batch_size=1)
@@ -87,8 +87,8 @@ class Evaluator:
                     per_image[name].append(float(value[0]))
                 if len(rows) < sheet_images:
                     rows.append(np.asarray(images.side_by_side(inputs, outputs, targets)[0]))
-        sheet = np.stack(rows) if rows else np.zeros([0, config.image_size,
-                                                      3 * config.image_size, 3], np.float32)
+        height, width = image_sizes.eval_shape(config)
+        sheet = np.stack(rows) if rows else np.zeros([0, height, 3 * width, 3], np.float32)
         return Scores({name: np.array(values) for name, values in per_image.items()}, sheet)
 
 
@@ -155,7 +155,8 @@ def evaluate_run(workdir: str, split: str | None = None, dataset: str | None = N
     report = dict(
         workdir=workdir, checkpoint=path, step=step, dataset=config.dataset, data_dir=data_dir,
         split=split, direction=config.direction, mode=mode, seed=config.seed,
-        image_size=config.image_size, count=scores.count, overall=scores.overall(),
+        image_size=image_sizes.canonical_size(image_sizes.eval_shape(config)),
+        count=scores.count, overall=scores.overall(),
         images=[dict(name=name, **{metric: float(scores.per_image[metric][i])
                                    for metric in metrics.METRIC_NAMES})
                 for i, name in enumerate(names)])
@@ -177,7 +178,7 @@ def format_report(report, worst=WORST_SHOWN):
     of each metric, and the `worst` images by L1."""
     lines = [f'{report["count"]} {report["split"]} images of {report["dataset"]}, step '
              f'{report["step"]} ({report["checkpoint"]}), {report["mode"]} mode, '
-             f'{report["image_size"]}x{report["image_size"]}',
+             f'{image_sizes.size_text(report["image_size"])}',
              f'{"metric":<8}{"better":>8}{"mean":>10}{"median":>10}{"min":>10}{"max":>10}']
     for name in metrics.METRIC_NAMES:
         values = np.array([image[name] for image in report['images']])

@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import image_sizes, workdirs
 from p2p_tf.datasets import examples as examples_lib
 from p2p_tf.datasets import input_pipeline
 from p2p_tf.errors import UserError
@@ -97,7 +97,7 @@ def write_samples(names, workdir, split, data_dir, count):
                                            for inputs, _ in pairs], axis=0))
     inputs, targets = (np.concatenate(side, axis=0) for side in zip(*pairs))
     strip = np.concatenate(list(images.side_by_side(inputs, *outputs, targets)), axis=0)
-    enlarge = -(-MIN_TILE_WIDTH // config.image_size)
+    enlarge = -(-MIN_TILE_WIDTH // image_sizes.eval_shape(config)[1])
     strip = np.repeat(np.repeat(strip, enlarge, axis=0), enlarge, axis=1)
     images.write_png(strip, os.path.join(workdir, SAMPLES_FILENAME))
 
@@ -105,7 +105,7 @@ def write_samples(names, workdir, split, data_dir, count):
 def format_report(report):
     """The console summary: the Table 1 layout, then L1 / PSNR / SSIM of each variant."""
     lines = [f'FCN-scores on {report["dataset"]} {report["split"]} at '
-             f'{report["image_size"]}x{report["image_size"]}', report['table'], '',
+             f'{image_sizes.size_text(report["image_size"])}', report['table'], '',
              f'{"Loss":<10}{"step":>7}' + ''.join(f'{name:>9}'
                                                  for name in report['image_metric_names'])]
     for variant in report['variants'].values():

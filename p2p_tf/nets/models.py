@@ -18,6 +18,7 @@ import keras
 import numpy as np
 
 from p2p_tf import config as config_lib
+from p2p_tf import image_sizes
 from p2p_tf.nets import layers
 
 # Paper appendix 6.1: "All ReLUs in the encoder are leaky, with slope 0.2" (Keras' default is 0.3).
@@ -252,7 +253,7 @@ def generator_from_config(config, **options):
     """The U-Net a resolved config describes (its depth follows config.image_size); options:
     dtype, matmul_weight_gradients, synchronized_batch_norm."""
     return unet_generator(
-        depth=config_lib.unet_depth(config.image_size), input_channels=config.input_channels,
+        depth=image_sizes.unet_depth(config.image_size), input_channels=config.input_channels,
         output_channels=config.output_channels, base_filters=config.generator_filters,
         dropout_rate=config.dropout_rate, norm=config.norm, upsampling=config.upsample,
         **options)

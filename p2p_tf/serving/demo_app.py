@@ -23,6 +23,7 @@ os.environ['GRADIO_ANALYTICS_ENABLED'] = 'False'
 
 import gradio as gr  # noqa: E402
 
+from p2p_tf import image_sizes  # noqa: E402
 from p2p_tf.datasets import examples as examples_lib  # noqa: E402
 from p2p_tf.datasets import image_files, label_maps, value_ranges  # noqa: E402
 from p2p_tf.errors import UserError  # noqa: E402
@@ -54,7 +55,7 @@ def model_markdown(translator):
     info = demo_inputs.describe(translator)
     step = f'step {info["step"]:,}' if info['step'] >= 0 else 'step unknown'
     return (f'**{info["dataset"]}**, {direction_text(translator.config)}, {step}, trained at '
-            f'{info["image_size"]}x{info["image_size"]}, {info["input_channels"]} -> '
+            f'{image_sizes.size_text(info["image_size"])}, {info["input_channels"]} -> '
             f'{info["output_channels"]} channels. Model: {info["kind"]} `{info["source"]}`.')
 
 
@@ -148,7 +149,8 @@ def build(translator, examples=None, palette=None,
                                  for name, rgb in palette] if palette else None,
                         examples=[dict(name=name, url=demo_inputs.png_data_url(image))
                                   for name, image in (examples or {}).items()],
-                        size=translator.config.image_size)
+                        **dict(zip(('height', 'width'),
+                                   image_sizes.image_shape(translator.config))))
                     gr.Markdown(
                         ('Brush colours are the label classes; erased pixels count as '
                          f'{palette[0][0]}.' if palette else 'Pick any colour; erased pixels '

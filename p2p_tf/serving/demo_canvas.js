@@ -2,8 +2,8 @@
 // gr.HTML as its js_on_load with `element`, `props` and `trigger` in scope.
 //
 // props.palette: [{name, hex}] of a label -> photo model's classes, or null for a free-colour
-// brush; props.examples: [{name, url}] of example inputs (PNG data URLs); props.size: the
-// model's training size, the side of the blank canvas when there is no example.
+// brush; props.examples: [{name, url}] of example inputs (PNG data URLs); props.height and
+// props.width: the model's training size, that of the blank canvas when there is no example.
 //
 // Strokes are drawn pixel by pixel, with no anti-aliasing, so a label map holds exactly the
 // palette's colours. Erased pixels become transparent; the server counts them as the first
@@ -210,7 +210,8 @@ root.querySelector('.p2p-clear').addEventListener('click', () => {
 });
 
 function blank() {
-  canvas.width = canvas.height = Number(props.size) || 256;
+  canvas.height = Number(props.height) || 256;
+  canvas.width = Number(props.width) || canvas.height;
   context.fillStyle = palette ? palette[0].hex : '#ffffff';
   context.fillRect(0, 0, canvas.width, canvas.height);
 }

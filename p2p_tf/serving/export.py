@@ -29,8 +29,7 @@ import keras
 import tensorflow as tf
 
 import p2p_tf
-from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import image_sizes, workdirs
 from p2p_tf.datasets import preprocessing, value_ranges
 from p2p_tf.errors import UserError
 from p2p_tf.nets import generation, layers, models
@@ -51,12 +50,14 @@ IMAGE_SIGNATURES = ('serving_default', 'translate_float')
 
 def export_metadata(config, step, mode):
     """What an export says about itself: {name: str or int}."""
-    depth = config_lib.unet_depth(config.image_size)
+    depth = image_sizes.unet_depth(config.image_size)
+    height, width = image_sizes.image_shape(config)
     # Each side's stored type and the range that maps to [-1, 1] (value_ranges.py): what
     # serving_default takes and gives, and what a runtime needs to scale its data.
     return dict(dataset=config.dataset, direction=config.direction,
                 input_channels=config.input_channels, output_channels=config.output_channels,
-                image_size=config.image_size, multiple=2 ** depth, step=step, mode=mode,
+                image_size=config.image_size, image_height=height, image_width=width,
+                multiple=2 ** depth, step=step, mode=mode,
                 **value_ranges.recorded_fields(*(value_ranges.side_scaling(config, side)
                                                  for side in ('input', 'target'))),
                 p2p_tf_version=p2p_tf.__version__)
@@ -71,14 +72,14 @@ def translation_function(generator, multiple, mode):
 
 def export_archive(generator, metadata, fixed_size=None):
     """The Keras ExportArchive of the three signatures (see the module docstring). With
-    `fixed_size`, the image signatures take [1, fixed_size, fixed_size, C_in] only."""
+    `fixed_size` (a number or 'HxW'), the image signatures take [1, H, W, C_in] only."""
     if metadata['mode'] == 'eval':
         # Eval mode uses BatchNorm's moving averages, constants at serving time: folded into
         # the convolutions they follow, they cost nothing per image.
         generator = models.fold_batch_norm(generator)
     translate = translation_function(generator, metadata['multiple'], metadata['mode'])
     input_channels = metadata['input_channels']
-    shape = [1, fixed_size, fixed_size] if fixed_size else [None, None, None]
+    shape = [1, *image_sizes.parse_size(fixed_size)] if fixed_size else [None, None, None]
 
     def checked(images):
         # A signature does not check the shape it is called with: without this, a wrong

@@ -11,8 +11,7 @@ import ml_collections
 import numpy as np
 import tensorflow as tf
 
-from p2p_tf import config as config_lib
-from p2p_tf import workdirs
+from p2p_tf import image_sizes, workdirs
 from p2p_tf.datasets import array_files, image_files, input_pipeline, preprocessing, value_ranges
 from p2p_tf.errors import UserError, op_error_reason
 from p2p_tf.nets import generation, images
@@ -26,19 +25,20 @@ def check_fit(fit):
         raise UserError(f'fit must be one of {FITS}, got {fit!r}')
 
 
-def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
+def translate_image(run, image: np.ndarray, image_size, fit: str = 'pad',
                     tile_size: int = 1024, tile_overlap: int = 128,
                     scalings=(value_ranges.UINT8, value_ranges.UINT8)) -> np.ndarray:
     """[H, W, C_in] of any size -> [H, W, C_out]: uint8 by default; scalings: the
     value_ranges.Scaling of the input's and of the output's values (type and range).
 
     run: float32 [1, h, w, C_in] in [-1, 1] -> [1, h, w, C_out], for h and w multiples of
-    2**depth (depth = log2(image_size)), e.g. `lambda x: generation.generate(generator, x, mode)`.
+    2**depth (depth = log2 of image_size's shorter side), e.g.
+    `lambda x: generation.generate(generator, x, mode)`.
     fit='pad': mirror-pad to a multiple of 2**depth, translate at the image's own scale and
     crop back; an image with a side longer than tile_size is translated in overlapping tiles
     of tile_size, blended with linear ramps over tile_overlap pixels, so memory is bounded by
     the tile (tile_size=0: never tile).
-    fit='resize': resize to image_size x image_size, translate, resize back (the training
+    fit='resize': resize to image_size (a number or 'HxW'), translate, resize back (the training
     scale, whatever the input's scale).
     """
     check_fit(fit)
@@ -53,10 +53,11 @@ def translate_image(run, image: np.ndarray, image_size: int, fit: str = 'pad',
                                              output_scale.value_range)
 
     if fit == 'resize':
-        output = from_unit(run(to_unit(preprocessing.resize(image, image_size))[tf.newaxis])[0])
+        shape = image_sizes.parse_size(image_size)
+        output = from_unit(run(to_unit(preprocessing.resize(image, shape))[tf.newaxis])[0])
         return np.asarray(preprocessing.resize(output, (height, width))).astype(
             output_scale.dtype)
-    multiple = 2 ** config_lib.unet_depth(image_size)
+    multiple = 2 ** image_sizes.unet_depth(image_size)
     if not tile_size or max(height, width) <= tile_size:
         padded, window = preprocessing.pad_to_multiple(to_unit(image)[tf.newaxis], multiple)
         return np.asarray(from_unit(preprocessing.crop_padding(run(padded), window))[0])
@@ -288,7 +289,7 @@ class Translator:
 
     def translate_pair(self, path):
         """A side-by-side pair file in the dataset's layout -> uint8 input | output | target
-        strip [S, 3S, 3] at the training size S."""
+        strip [H, 3W, 3] at the run's evaluation size H x W (by default its image_size)."""
         image_files.check_pairs([path], min_side=1)
         (source, target), = input_pipeline.eval_dataset([path], self.config).take(1)
         return images.side_by_side(source, self.run(source), target)[0]

@@ -22,7 +22,7 @@ from p2p_tf.errors import UserError
 from p2p_tf.nets import models
 from p2p_tf.training import distribution, initialization, loop, periodic
 from p2p_tf.training.progress import Progress
-from p2p_tf.training.trainer import LOSS_NAMES, Trainer
+from p2p_tf.training.trainer import Trainer
 
 # Fields that may change when a run is resumed; any other difference is an error (init_from
 # of a resumed run is put back to the one it started with, initialization.for_workdir).
@@ -172,7 +172,7 @@ def run_loop(trainer, dataset, manager, progress, total_steps, samples=None, eva
     if evaluate:
         work.append(loop.Periodic(config.eval_every, evaluate))
     return loop.run_steps(
-        trainer.train_step, dataset, int(trainer.step.numpy()), total_steps, LOSS_NAMES,
+        trainer.train_step, dataset, int(trainer.step.numpy()), total_steps, trainer.loss_names,
         progress, config.log_every, on_log=log, periodic=tuple(work),
         save=save if manager else None, save_every=config.checkpoint_every,
         describe_last_good=lambda: (manager and manager.latest_checkpoint) or 'none written yet')

@@ -15,6 +15,14 @@ from p2p_tf.nets import generation, losses, models
 from p2p_tf.training import performance
 
 LOSS_NAMES = ('gen_total', 'gen_gan', 'gen_l1', 'disc', 'disc_real', 'disc_fake')
+# Logged after those when feature_matching_weight > 0: the unweighted feature-matching term,
+# which gen_total holds times its weight.
+FEATURE_MATCHING_LOSS = 'gen_feature_matching'
+
+
+def loss_names(config):
+    """The names of the losses a config's train step returns, in order."""
+    return LOSS_NAMES + ((FEATURE_MATCHING_LOSS,) if config.feature_matching_weight else ())
 
 
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -58,6 +66,7 @@ class Trainer:
             raise ValueError(f'Trainer needs a config resolved for its strategy '
                              f'(distribution.resolve_run); {", ".join(unresolved)} still auto')
         self.config = config
+        self.loss_names = loss_names(config)
         self.precision = config.precision
         with self.strategy.scope():
             options = dict(dtype=self.precision,
@@ -92,7 +101,7 @@ class Trainer:
             values = self.alternating_updates(inputs, targets, scale)
         else:
             values = self.simultaneous_updates(inputs, targets, scale)
-        return {name: value * scale for name, value in zip(LOSS_NAMES, values)}
+        return {name: value * scale for name, value in zip(self.loss_names, values)}
 
     def discriminate(self, inputs, images):
         """models.scales of D's training-mode outputs on the pairs (inputs, images)."""
@@ -100,7 +109,8 @@ class Trainer:
 
     def losses(self, generated, targets, real, fake):
         """(gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake) from D's outputs on the
-        real and generated pairs (models.scales)."""
+        real and generated pairs (models.scales), then the feature-matching term when it is
+        on (the names of self.loss_names)."""
         config = self.config
         real_logits, fake_logits = [logits for _, logits in real], [logits for _, logits in fake]
         matching = (losses.feature_matching([f for f, _ in real], [f for f, _ in fake])
@@ -108,8 +118,9 @@ class Trainer:
         generator_losses = losses.generator_loss(
             fake_logits, generated, targets, config.l1_weight, config.gan_weight,
             config.gan_loss, matching, config.feature_matching_weight)
-        return generator_losses + losses.discriminator_loss(real_logits, fake_logits,
-                                                            config.gan_loss)
+        return (generator_losses + losses.discriminator_loss(real_logits, fake_logits,
+                                                             config.gan_loss)
+                + ((matching,) if config.feature_matching_weight else ()))
 
     @staticmethod
     def scaled(optimizer, loss, scale):
@@ -143,9 +154,10 @@ class Trainer:
             generated = generator(inputs, training=True)
             with tf.GradientTape() as disc_tape:
                 # generated is a constant for D's step: no gradient reaches G through it.
-                _, _, _, disc, disc_real, disc_fake = self.losses(
+                discriminator_values = self.losses(
                     generated, targets, self.discriminate(inputs, targets),
-                    self.discriminate(inputs, tf.stop_gradient(generated)))
+                    self.discriminate(inputs, tf.stop_gradient(generated)))[3:6]
+                disc = discriminator_values[0]
                 scaled_disc = self.scaled(self.discriminator_optimizer, disc, scale)
             disc_grads = disc_tape.gradient(scaled_disc, discriminator.trainable_variables)
             self.discriminator_optimizer.apply_gradients(
@@ -155,11 +167,11 @@ class Trainer:
             # of this pass are not used).
             real = (self.discriminate(inputs, targets) if self.config.feature_matching_weight
                     else fake)
-            gen_total, gen_gan, gen_l1, _, _, _ = self.losses(generated, targets, real, fake)
-            scaled_gen = self.scaled(self.generator_optimizer, gen_total, scale)
+            values = self.losses(generated, targets, real, fake)
+            scaled_gen = self.scaled(self.generator_optimizer, values[0], scale)
         gen_grads = gen_tape.gradient(scaled_gen, generator.trainable_variables)
         self.generator_optimizer.apply_gradients(zip(gen_grads, generator.trainable_variables))
-        return gen_total, gen_gan, gen_l1, disc, disc_real, disc_fake
+        return values[:3] + discriminator_values + values[6:]
 
     def _distributed_step(self, inputs, targets):
         per_replica = self.strategy.run(self.replica_step, args=(inputs, targets))
@@ -168,7 +180,7 @@ class Trainer:
                 for name, value in per_replica.items()}
 
     def train_step(self, inputs, targets):
-        """Updates both networks on a batch ([batch, S, S, C] in [-1, 1], or distributed
+        """Updates both networks on a batch ([batch, H, W, C] in [-1, 1], or distributed
         values); returns a dict of scalar losses: gen_total, gen_gan, gen_l1, disc, disc_real,
-        disc_fake."""
+        disc_fake (and gen_feature_matching when it is on: self.loss_names)."""
         return self._train_step(inputs, targets)
