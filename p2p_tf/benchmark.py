@@ -14,6 +14,10 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
   call, the same call in a tf.function, and the exported SavedModel (`translate_float`) in
   paper mode (the same computation) and eval mode;
 - the peak resident memory of each measurement;
+- with `--sections=profile` (not run by default: minutes), where the step's time goes: the
+  float32 matmul peak of this machine, then for `reference` and `fast` the time, GFLOP/s and
+  fraction of that peak of every convolution pass of G and D, the non-matrix work, and the
+  step's overall fraction of the peak (p2p_tf/experiments/speed_profile.py);
 - with `--sections=quality` (not run by default: minutes), whether the fast settings train like
   the reference: the first --quality_steps steps on the real data at --quality_size, reference
   and fast from the same seed, and the reference from another seed as the yardstick. The mean L1
@@ -50,8 +54,11 @@ VARIANTS = {
     'float16': dict(precision='mixed_float16'),
     'xla': dict(xla='on'),
 }
-SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality')
-DEFAULT_SECTIONS = SECTIONS[:-1]
+SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
+            'profile')
+DEFAULT_SECTIONS = SECTIONS[:-2]
+# The variants the profile sets side by side.
+PROFILED_VARIANTS = ('reference', 'fast')
 
 _VARIANTS = flags.DEFINE_list('variants', ['reference', 'fast'],
                               f'Training variants to measure: {", ".join(VARIANTS)}.')
@@ -75,6 +82,9 @@ _FOLDER = flags.DEFINE_string('folder', None, 'A folder of your own pairs to use
 _QUALITY_SIZE = flags.DEFINE_integer('quality_size', 128, 'Image size of the quality check.')
 _QUALITY_STEPS = flags.DEFINE_integer('quality_steps', 300, 'Steps of each quality-check run.')
 _QUALITY_WINDOW = flags.DEFINE_integer('quality_window', 50, 'Steps per loss mean compared.')
+_PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 3, 'Steps traced per profiled variant.')
+_MATMUL_SIZES = flags.DEFINE_list('matmul_sizes', ['1024', '2048', '4096'],
+                                  'Square matmul sizes whose best rate is the peak.')
 _JSON = flags.DEFINE_string('json', None, 'Write the results here as JSON.')
 _CASE = flags.DEFINE_string('case', None, 'Internal: run one measurement and print its JSON.')
 
@@ -260,6 +270,26 @@ def measure_quality():
                 passed=all(fast_gap[name] <= seed_gap[name] for name in fast_gap))
 
 
+def measure_profile():
+    """The matmul peak, then the traced step of each of PROFILED_VARIANTS, in one process."""
+    import tensorflow as tf
+
+    from p2p_tf.experiments import speed_profile
+    from p2p_tf.training.trainer import Trainer
+    peak = speed_profile.matmul_peak([int(n) for n in _MATMUL_SIZES.value])
+    profiles = {}
+    for variant in PROFILED_VARIANTS:
+        config = base_config(variant)
+        trainer = Trainer(config, total_steps=10 ** 9)
+        shape = [config.batch_size, config.image_size, config.image_size, 3]
+        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+        profiles[variant] = speed_profile.with_peak(speed_profile.profile_step(
+            trainer, inputs, targets, steps=_PROFILE_STEPS.value,
+            warmup=_WARMUP_STEPS.value, windows=_WINDOWS.value), peak['gflops'])
+        del trainer
+    return dict(peak=peak, **profiles)
+
+
 def run_case(case):
     """One measurement in this process -> its figures and this process's peak memory."""
     if case.startswith('train:'):
@@ -274,6 +304,8 @@ def run_case(case):
         result = measure_inference()
     elif case == 'quality':
         result = measure_quality()
+    elif case == 'profile':
+        result = measure_profile()
     else:
         raise UserError(f'unknown case {case!r}')
     result['peak_rss_mb'] = peak_rss_mb()
@@ -301,7 +333,8 @@ def collect():
     if 'train' in _SECTIONS.value:
         variants = ['reference'] + [v for v in _VARIANTS.value if v != 'reference']
         results['train'] = {v: run_in_subprocess(f'train:{v}') for v in variants}
-    for section in ('train_loop', 'train_real_data', 'pipeline', 'inference', 'quality'):
+    for section in ('train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
+                    'profile'):
         if section in _SECTIONS.value:
             results[section] = run_in_subprocess(section)
     benchmark_report.add_ratios(results)
@@ -314,9 +347,13 @@ def collect():
                     **(dict(quality_size=_QUALITY_SIZE.value, quality_steps=_QUALITY_STEPS.value,
                             quality_window=_QUALITY_WINDOW.value)
                        if 'quality' in _SECTIONS.value else {}))
-    return dict(command=' '.join(['python -m p2p_tf.benchmark'] + sys.argv[1:]),
-                date=time.strftime('%Y-%m-%d %H:%M:%S %Z'), machine=benchmark_report.machine(),
-                settings=settings, results=results)
+    report = dict(command=' '.join(['python -m p2p_tf.benchmark'] + sys.argv[1:]),
+                  date=time.strftime('%Y-%m-%d %H:%M:%S %Z'),
+                  machine=benchmark_report.machine(), settings=settings, results=results)
+    if 'profile' in results:
+        # At the top level: profile.fast.fraction_of_peak and so on.
+        report['profile'] = results.pop('profile')
+    return report
 
 
 def main():

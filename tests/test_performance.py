@@ -133,8 +133,9 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     done = run_command('p2p_tf.benchmark', '--image_size=32', '--generator_filters=4',
                        '--discriminator_filters=4', '--windows=2', '--steps_per_window=1',
                        '--warmup_steps=1', f'--data_dir={shared_data}', f'--json={report_path}',
-                       '--sections=train,train_real_data,pipeline,inference,quality',
-                       '--quality_size=32', '--quality_steps=4', '--quality_window=2')
+                       '--sections=train,train_real_data,pipeline,inference,quality,profile',
+                       '--quality_size=32', '--quality_steps=4', '--quality_window=2',
+                       '--matmul_sizes=256', '--profile_steps=2')
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_path.read_text())
     assert report['settings']['image_size'] == 32
@@ -168,6 +169,14 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
         for name in ('gen_l1', 'disc'))
     assert quality['seed_1_vs_seed_0']['gen_l1'] > 0
     assert 'train reference' in done.stdout and 'input pipeline alone' in done.stdout
+    # The profile, at the top level of the JSON (tests/test_speed_profile.py checks its rows).
+    profile = report['profile']
+    assert list(profile['peak']['by_size']) == ['256']
+    for variant in ('reference', 'fast'):
+        assert 0 < profile[variant]['fraction_of_peak'] < 1
+        assert {row['pass'] for row in profile[variant]['rows']} == {
+            'forward', 'input_gradient', 'weight_gradient'}
+    assert 'float32 matmul peak' in done.stdout and 'dispatch / host' in done.stdout
 
 
 def test_benchmark_rejects_an_unknown_variant():

@@ -102,4 +102,32 @@ def table(report):
                          f"; reference seed 1 vs seed 0 {quality['seed_1_vs_seed_0'][name]:.4f}")
         lines.append(f"  {'passed' if quality['passed'] else 'FAILED'}: the fast run stays as "
                      'close to the reference as a reseeded reference')
+    if 'profile' in report:
+        lines += [''] + profile_table(report['profile'])
+    return lines
+
+
+def profile_table(profile):
+    """The profile section as lines: the peak, then per variant its step and its rows."""
+    peak = profile['peak']
+    lines = [f"float32 matmul peak {peak['gflops']:.1f} GFLOP/s (best of "
+             + ', '.join(f'{n}: {rate:.1f}' for n, rate in peak['by_size'].items()) + ')']
+    for variant, figures in profile.items():
+        if variant == 'peak' or not isinstance(figures, dict):
+            continue  # The peak, or the case's peak memory.
+        lines += ['', f"{variant}: step {figures['step_seconds'] * 1000:.0f} ms (traced "
+                  f"{figures['traced_step_seconds'] * 1000:.0f} ms), "
+                  f"{figures['gflop_per_step']:.1f} GFLOP of convolutions, "
+                  f"{figures['fraction_of_peak']:.0%} of the peak; the rows add up to "
+                  f"{figures['accounted_to_measured']:.0%} of the step",
+                  f"  {'convolution':48} {'pass':15} {'calls':>5} {'GFLOP':>7} {'ms':>8} "
+                  f"{'GFLOP/s':>8} {'of peak':>7} {'share':>6}"]
+        for row in figures['rows']:
+            lines.append(f"  {row['layer'][:48]:48} {row['pass']:15} {row['calls']:>5.0f} "
+                         f"{row['gflop']:>7.3f} {row['seconds'] * 1000:>8.1f} "
+                         f"{row['gflops']:>8.1f} {row['fraction_of_peak']:>7.0%} "
+                         f"{row['share_of_step']:>6.1%}")
+        for name, seconds in sorted(figures['other'].items(), key=lambda item: -item[1]):
+            lines.append(f"  {name[:64]:64} {seconds * 1000:>8.1f} {'':>8} {'':>7} "
+                         f"{figures['other_shares'][name]:>6.1%}")
     return lines

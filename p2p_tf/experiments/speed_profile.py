@@ -1,0 +1,256 @@
+"""Where a training step's time goes, against what this machine's matrix units can do: what
+`python -m p2p_tf.benchmark --sections=profile` measures (docs/speed.md#profile).
+
+- `matmul_peak`: the float32 matrix-product rate of this process, the best of a few runs of
+  square products from 1024 to 4096.
+- `profile_step`: a few train steps of a Trainer, traced by TensorFlow's profiler. Every
+  kernel that ran is attributed to a row: each convolution's forward pass, input gradient and
+  weight gradient, with its FLOPs from the static shapes of the step's graph, or one of the
+  kinds of non-matrix work (BatchNorm, activations, dropout, concatenations, the Adam update,
+  losses and the rest). Time during which two kernels ran at once (the executor runs
+  independent ops on two threads) is split between them, and time in which no kernel ran is
+  the dispatch/host row, so the rows add up to the traced step. Set beside the same steps
+  timed without the profiler, that says how far the trace can be trusted.
+"""
+
+import collections
+import glob
+import os
+import statistics
+import tempfile
+import time
+
+import tensorflow as tf
+
+MATRIX_SIZES = (1024, 2048, 4096)
+PASSES = ('forward', 'input_gradient', 'weight_gradient')
+# Kernels that are convolutions or their gradients, by op type (ExtractImagePatches builds
+# the matrix of the matmul weight gradient, p2p_tf/nets/layers.py).
+CONVOLUTION_OPS = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Einsum')
+PATCHES_OP = 'ExtractImagePatches'
+NETWORKS = {'unet_generator': 'G', 'patchgan_discriminator': 'D'}
+# The non-matrix rows, tried in order on each kernel's name and type (lowercase).
+OTHER_ROWS = (
+    ('Adam update', ('adam', 'applyadam')),
+    ('BatchNorm', ('batch_normalization', 'fusedbatchnorm', 'group_normalization')),
+    ('dropout', ('dropout', 'statelessrandom')),
+    ('concatenations', ('concatenate', 'concatv2')),
+    ('activations', ('leaky_re_lu', 'leakyrelu', 'relu', 'tanh', 'sigmoid')),
+)
+OTHER_ROW = 'losses and other element-wise'
+IDLE_ROW = 'dispatch / host (no kernel running)'
+
+
+def matmul_peak(sizes=MATRIX_SIZES, repeats=5):
+    """{'gflops': best float32 GFLOP/s, 'by_size': {n: best at n x n}}."""
+    by_size = {}
+    for n in sizes:
+        a, b = (tf.random.uniform([n, n], seed=seed) for seed in (1, 2))
+        # One element fetched: the product is computed whole, but not copied out.
+        product = tf.function(lambda a=a, b=b: tf.linalg.matmul(a, b)[0, 0])
+        product().numpy()
+        best = min(timed(lambda p=product: p().numpy()) for _ in range(repeats))
+        by_size[n] = 2 * n ** 3 / best / 1e9
+    return dict(gflops=max(by_size.values()), by_size=by_size)
+
+
+def timed(call):
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def graph_ops(function):
+    """{op name: tf.Operation} of a concrete function's graph and the functions it calls."""
+    ops, graphs = {}, [function.graph]
+    while graphs:
+        graph = graphs.pop()
+        ops.update((op.name, op) for op in graph.get_operations())
+        graphs.extend(f.graph for f in graph._functions.values() if hasattr(f, 'graph'))
+    return ops
+
+
+def static(shape):
+    return [int(d) for d in shape]
+
+
+def convolution_of(op):
+    """(kernel shape, FLOPs) of a convolution kernel or gradient op with static shapes: the
+    kernel as its variable holds it ([kh, kw, A, B]; for the matmul weight gradient the
+    flattened [kh * kw * A, B]) and 2 multiply-adds per kernel weight and output position."""
+    if op.type == 'Einsum':
+        windows, other = (static(t.shape) for t in op.inputs)
+        kernel = static(op.outputs[0].shape)
+        return tuple(kernel), 2 * windows[0] * windows[1] * windows[2] * kernel[0] * kernel[1]
+    if op.type == 'Conv2DBackpropFilter':
+        kernel = static(op.outputs[0].shape)
+        gradient = static(op.inputs[2].shape)
+    elif op.type == 'Conv2DBackpropInput':
+        kernel = static(op.inputs[1].shape)
+        gradient = static(op.inputs[2].shape)
+    else:
+        kernel = static(op.inputs[1].shape)
+        gradient = static(op.outputs[0].shape)
+    # Positions of the small side (the conv's output, the transposed conv's input).
+    positions = gradient[0] * gradient[1] * gradient[2]
+    flops = 2 * positions * kernel[0] * kernel[1] * kernel[2] * kernel[3]
+    return (kernel[0] * kernel[1] * kernel[2], kernel[3]), flops
+
+
+def network_of(op_name):
+    """'G' or 'D' for an op in a network's name scope (a forward op), else None."""
+    top = op_name.split('/', 1)[0]
+    return next((label for prefix, label in NETWORKS.items() if top.startswith(prefix)), None)
+
+
+def describe(op):
+    """A forward convolution op as 'G conv 4x4/2 3->64 to 128x128' (its output size)."""
+    kernel = static(op.inputs[1].shape)
+    height, width = static(op.outputs[0].shape)[1:3]
+    if op.type == 'Conv2D':
+        kind, (c_in, c_out) = 'conv', kernel[2:]
+    else:  # A transposed convolution's forward op.
+        kind, (c_out, c_in) = 'transposed conv', kernel[2:]
+    stride = op.get_attr('strides')[1]
+    return (f'{network_of(op.name)} {kind} {kernel[0]}x{kernel[1]}/{stride} {c_in}->{c_out} '
+            f'to {height}x{width}')
+
+
+def pass_of(op):
+    if op.type in ('Conv2DBackpropFilter', 'Einsum', PATCHES_OP):
+        return 'weight_gradient'
+    forward = not op.name.startswith('gradient_tape') and network_of(op.name) is not None
+    return 'forward' if forward else 'input_gradient'
+
+
+def convolution_rows(ops):
+    """{op name: (row key, pass, FLOPs)} for the step's convolution kernels, and {row key:
+    label}. A row is one kernel shape and FLOP count: the layers of one shape (G's and D's
+    second layers at 256x256) share it."""
+    attributed, labels = {}, collections.defaultdict(set)
+    for op in ops.values():
+        if op.type not in CONVOLUTION_OPS:
+            continue
+        try:
+            kernel, flops = convolution_of(op)
+        except (TypeError, ValueError, IndexError):
+            continue  # Not a 2-D convolution with static shapes.
+        attributed[op.name] = ((kernel, flops), pass_of(op), flops)
+        if pass_of(op) == 'forward':
+            labels[(kernel, flops)].add(describe(op))
+    for op in ops.values():
+        # The patch matrix of a matmul weight gradient belongs to the einsum that reads it.
+        if op.type == PATCHES_OP:
+            reader = next((c for c in op.outputs[0].consumers() if c.name in attributed), None)
+            if reader is not None:
+                attributed[op.name] = (attributed[reader.name][0], 'weight_gradient', 0)
+    return attributed, {key: ' + '.join(sorted(names)) for key, names in labels.items()}
+
+
+def other_row(name, op_type):
+    text = f'{name} {op_type}'.lower()
+    return next((row for row, words in OTHER_ROWS if any(w in text for w in words)), OTHER_ROW)
+
+
+def kernel_events(logdir):
+    """[(start, end, op name, op type)] in seconds of every kernel in a profiler trace."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    space = xplane_pb2.XSpace()
+    for path in glob.glob(os.path.join(logdir, '**', '*.xplane.pb'), recursive=True):
+        with open(path, 'rb') as f:
+            space.MergeFromString(f.read())
+    events = []
+    for plane in (p for p in space.planes if p.name.startswith('/host:CPU')
+                  or p.name.startswith('/device:')):
+        for line in plane.lines:
+            if line.name == 'python':
+                continue
+            base = line.timestamp_ns * 1e-9
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                if ':' not in name or name.startswith(('ThreadpoolListener', 'ExecutorState')):
+                    continue
+                op_name, op_type = name.rsplit(':', 1)
+                start = base + event.offset_ps * 1e-12
+                events.append((start, start + event.duration_ps * 1e-12, op_name, op_type))
+    return events
+
+
+def split_overlaps(intervals):
+    """{row: seconds} of [(start, end, row)], each instant shared equally by the rows of the
+    intervals that cover it; and the length of their union."""
+    points = sorted([(start, 1, row) for start, _, row in intervals]
+                    + [(end, -1, row) for _, end, row in intervals], key=lambda p: p[:2])
+    shares, active, busy, previous = collections.Counter(), collections.Counter(), 0.0, None
+    for point, change, row in points:
+        count = sum(active.values())
+        if previous is not None and count:
+            for name, n in active.items():
+                shares[name] += (point - previous) * n / count
+            busy += point - previous
+        active[row] += change
+        if not active[row]:
+            del active[row]
+        previous = point
+    return shares, busy
+
+
+def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
+    """The profile of `trainer`'s train step on one batch: step seconds without and with the
+    profiler, rows of convolution passes and of other work, FLOPs per step."""
+    for _ in range(warmup):
+        float(trainer.train_step(inputs, targets)['gen_total'])
+    bare = statistics.median(
+        timed(lambda: float(trainer.train_step(inputs, targets)['gen_total']))
+        for _ in range(windows))
+    ops = graph_ops(trainer._train_step.get_concrete_function(inputs, targets))
+    attributed, labels = convolution_rows(ops)
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        start = time.perf_counter()
+        for _ in range(steps):
+            float(trainer.train_step(inputs, targets)['gen_total'])
+        traced = (time.perf_counter() - start) / steps
+        tf.profiler.experimental.stop()
+        events = kernel_events(logdir)
+    intervals, calls, flops = [], collections.Counter(), collections.Counter()
+    other_types = collections.Counter()
+    for start, end, name, op_type in events:
+        if name in attributed:
+            key, kind, op_flops = attributed[name]
+            row = (key, kind)
+            calls[row] += op_type != PATCHES_OP
+            flops[row] += op_flops
+        else:
+            row = other_row(name, op_type)
+            if row == OTHER_ROW:
+                other_types[op_type] += (end - start) / steps
+        intervals.append((start, end, row))
+    shares, busy = split_overlaps(intervals)
+    rows = []
+    for (key, kind), count in sorted(calls.items(), key=lambda item: -shares[item[0]]):
+        seconds = shares[(key, kind)] / steps
+        rows.append({'layer': labels.get(key, 'unlabelled'), 'kernel': list(key[0]),
+                     'pass': kind, 'calls': count / steps,
+                     'gflop': flops[(key, kind)] / steps / 1e9, 'seconds': seconds})
+    other = {row: seconds / steps for row, seconds in shares.items() if isinstance(row, str)}
+    other[IDLE_ROW] = max(traced - busy / steps, 0.0)
+    # What the catch-all row holds: the op types with the most kernel time (not split).
+    top_types = dict(other_types.most_common(8))
+    return dict(step_seconds=bare, traced_step_seconds=traced, rows=rows, other=other,
+                other_op_types=top_types, gflop_per_step=sum(row['gflop'] for row in rows))
+
+
+def with_peak(profile, peak_gflops):
+    """Adds GFLOP/s, fraction of the peak and share of the step to a profile_step result."""
+    step = profile['step_seconds']
+    for row in profile['rows']:
+        row['gflops'] = row['gflop'] / row['seconds'] if row['seconds'] else 0.0
+        row['fraction_of_peak'] = row['gflops'] / peak_gflops
+        row['share_of_step'] = row['seconds'] / profile['traced_step_seconds']
+    profile['other_shares'] = {name: seconds / profile['traced_step_seconds']
+                               for name, seconds in profile['other'].items()}
+    profile['fraction_of_peak'] = profile['gflop_per_step'] / step / peak_gflops
+    accounted = sum(row['seconds'] for row in profile['rows']) + sum(profile['other'].values())
+    profile['accounted_to_measured'] = accounted / step
+    return profile

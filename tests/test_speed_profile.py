@@ -1,0 +1,99 @@
+"""The speed profile (`benchmark --sections=profile`): FLOPs of every convolution pass from the
+step's graph, kernel time split where kernels overlap, and rows that add up to the step."""
+
+import re
+
+import pytest
+import tensorflow as tf
+
+from p2p_tf.experiments import benchmark_report, speed_profile
+from p2p_tf.nets import layers
+from p2p_tf.training.trainer import Trainer
+
+from conftest import trainer_config
+
+
+def test_overlapping_kernels_share_their_time():
+    shares, busy = speed_profile.split_overlaps(
+        [(0.0, 2.0, 'a'), (1.0, 3.0, 'b'), (5.0, 6.0, 'a'), (5.0, 6.0, 'a')])
+    # 0-1 a alone, 1-2 a and b, 2-3 b alone, 5-6 two a kernels: 4 s busy in all.
+    assert busy == pytest.approx(4.0)
+    assert shares['a'] == pytest.approx(1.0 + 0.5 + 1.0) and shares['b'] == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize('transposed', [False, True])
+@pytest.mark.parametrize('matmul_weight_gradients', [False, True])
+def test_every_pass_of_a_convolution_has_its_flops(transposed, matmul_weight_gradients):
+    """2 x kernel weights x positions of the small side, for the forward pass and both
+    gradients, of a conv and a transposed conv, with either weight gradient."""
+    image = tf.random.uniform([2, 8, 8, 5])
+    if transposed:
+        kernel = tf.Variable(tf.random.uniform([4, 4, 3, 5]))  # 5 -> 3 channels, 8 -> 16.
+        forward = (layers.conv2d_transpose if matmul_weight_gradients else
+                   lambda x, k, s: tf.nn.conv2d_transpose(x, k, [2, 16, 16, 3], s, 'SAME'))
+        flops = 2 * 2 * 8 * 8 * 4 * 4 * 5 * 3
+    else:
+        kernel = tf.Variable(tf.random.uniform([4, 4, 5, 3]))  # 5 -> 3 channels, 8 -> 4.
+        forward = (lambda x, k, s: layers.conv2d(x, k, s, 'SAME')) if (
+            matmul_weight_gradients) else (lambda x, k, s: tf.nn.conv2d(x, k, s, 'SAME'))
+        flops = 2 * 2 * 4 * 4 * 4 * 4 * 5 * 3
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(forward(x, kernel, 2))
+        return tape.gradient(loss, [x, kernel])
+
+    ops = [op for op in speed_profile.graph_ops(step.get_concrete_function(image)).values()
+           if op.type in speed_profile.CONVOLUTION_OPS]
+    # The forward op, the input gradient and the weight gradient (a conv backprop or the
+    # einsum of the matmul form), each with the same kernel and FLOPs.
+    assert len(ops) >= 3
+    assert any(op.type in ('Conv2DBackpropFilter', 'Einsum') for op in ops)
+    assert {speed_profile.convolution_of(op)[1] for op in ops} == {flops}
+    assert len({speed_profile.convolution_of(op)[0] for op in ops}) == 1
+
+
+def label_flops(label):
+    """FLOPs of one call from a row label's first layer: 'G conv 4x4/2 3->8 to 16x16'."""
+    kind, kh, kw, stride, c_in, c_out, height, width = re.match(
+        r'[GD] (conv|transposed conv) (\d+)x(\d+)/(\d+) (\d+)->(\d+) to (\d+)x(\d+)',
+        label).groups()
+    positions = int(height) * int(width)
+    if kind == 'transposed conv':
+        positions //= int(stride) ** 2  # The input's positions.
+    return 2 * positions * int(kh) * int(kw) * int(c_in) * int(c_out)
+
+
+@pytest.mark.parametrize('matmul_weight_gradients', [False, True])
+def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(matmul_weight_gradients):
+    config = trainer_config(matmul_weight_gradients=matmul_weight_gradients)
+    trainer = Trainer(config, 10)
+    inputs, targets = (tf.random.uniform([1, 32, 32, 3], -1, 1, seed=seed) for seed in (1, 2))
+    peak = speed_profile.matmul_peak(sizes=(256,), repeats=2)
+    # The shares are timings on a shared machine: the step is measured again (up to three
+    # times) until the rows and the untraced step agree within 10%.
+    for _ in range(3):
+        profile = speed_profile.with_peak(
+            speed_profile.profile_step(trainer, inputs, targets, steps=4, windows=7),
+            peak['gflops'])
+        if abs(profile['accounted_to_measured'] - 1) <= 0.1:
+            break
+    assert abs(profile['accounted_to_measured'] - 1) <= 0.1, profile['accounted_to_measured']
+    calls = {name: sum(row['calls'] for row in profile['rows'] if row['pass'] == name)
+             for name in speed_profile.PASSES}
+    # G: 5 convs and 5 transposed convs; D (70x70 PatchGAN): 5 convs, on the real and the
+    # generated pair. Input gradients: not for G's first layer; D's first only for G's update
+    # through the generated pair, D's others for D's two pairs and G's one.
+    assert calls == {'forward': 10 + 2 * 5, 'weight_gradient': 10 + 2 * 5,
+                     'input_gradient': 9 + 1 + 3 * 4}
+    for row in profile['rows']:
+        assert row['gflop'] * 1e9 == pytest.approx(label_flops(row['layer']) * row['calls'])
+        assert row['seconds'] > 0 and 0 < row['share_of_step'] < 1
+    assert profile['gflop_per_step'] == pytest.approx(sum(r['gflop'] for r in profile['rows']))
+    assert 0 < profile['fraction_of_peak'] < 1
+    assert set(profile['other']) >= {speed_profile.IDLE_ROW, 'Adam update', 'BatchNorm'}
+    lines = benchmark_report.profile_table(dict(peak=peak, fast=profile, peak_rss_mb=1.0))
+    assert lines[0].startswith('float32 matmul peak') and len(lines) == (
+        3 + 1 + len(profile['rows']) + len(profile['other']))
