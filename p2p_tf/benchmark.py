@@ -276,7 +276,8 @@ def measure_profile():
 
     from p2p_tf.experiments import speed_profile
     from p2p_tf.training.trainer import Trainer
-    peak = speed_profile.matmul_peak([int(n) for n in _MATMUL_SIZES.value])
+    sizes = [int(n) for n in _MATMUL_SIZES.value]
+    peak = speed_profile.matmul_peak(sizes)
     profiles = {}
     for variant in PROFILED_VARIANTS:
         config = base_config(variant)
@@ -287,6 +288,13 @@ def measure_profile():
             trainer, inputs, targets, steps=_PROFILE_STEPS.value,
             warmup=_WARMUP_STEPS.value, windows=_WINDOWS.value), peak['gflops'])
         del trainer
+    # The peak measured again after the steps; the best of both holds (a shared machine is
+    # slower at times, never faster), and every fraction is of it.
+    again = speed_profile.matmul_peak(sizes)
+    peak['by_size'] = {n: max(peak['by_size'][n], again['by_size'][n]) for n in sizes}
+    peak['gflops'] = max(peak['by_size'].values())
+    for variant in PROFILED_VARIANTS:
+        speed_profile.with_peak(profiles[variant], peak['gflops'])
     return dict(peak=peak, **profiles)
 
 

@@ -12,6 +12,8 @@ from p2p_tf.training.trainer import Trainer
 
 from conftest import trainer_config
 
+CONV_KERNELS = {'Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter'}
+
 
 def test_overlapping_kernels_share_their_time():
     shares, busy = speed_profile.split_overlaps(
@@ -21,22 +23,29 @@ def test_overlapping_kernels_share_their_time():
     assert shares['a'] == pytest.approx(1.0 + 0.5 + 1.0) and shares['b'] == pytest.approx(1.5)
 
 
-@pytest.mark.parametrize('transposed', [False, True])
-@pytest.mark.parametrize('matmul_weight_gradients', [False, True])
-def test_every_pass_of_a_convolution_has_its_flops(transposed, matmul_weight_gradients):
+def conv_passes(name, size):
+    """(forward function of (x, kernel, stride), input, kernel, FLOPs of each pass by hand)."""
+    image = tf.random.uniform([2, size, size, 5])
+    if 'transposed' in name:
+        kernel = tf.Variable(tf.random.uniform([4, 4, 3, 5]))  # 5 -> 3 channels, size x 2.
+        forward = (layers.conv2d_transpose if name.startswith('ours') else
+                   lambda x, k, s: tf.nn.conv2d_transpose(x, k, [2, 2 * size, 2 * size, 3], s,
+                                                          'SAME'))
+        return forward, image, kernel, 2 * 2 * size * size * 4 * 4 * 5 * 3
+    kernel = tf.Variable(tf.random.uniform([4, 4, 5, 3]))  # 5 -> 3 channels, size / 2.
+    forward = ((lambda x, k, s: layers.conv2d(x, k, s, 'SAME')) if name.startswith('ours')
+               else (lambda x, k, s: tf.nn.conv2d(x, k, s, 'SAME')))
+    return forward, image, kernel, 2 * 2 * (size // 2) ** 2 * 4 * 4 * 5 * 3
+
+
+@pytest.mark.parametrize('name, size, kernels', [
+    ('keras conv', 32, CONV_KERNELS), ('keras transposed', 8, CONV_KERNELS),
+    ('ours conv', 32, CONV_KERNELS), ('ours transposed', 9, CONV_KERNELS)])
+def test_every_pass_of_a_convolution_has_its_flops(name, size, kernels):
     """2 x kernel weights x positions of the small side, for the forward pass and both
-    gradients, of a conv and a transposed conv, with either weight gradient."""
-    image = tf.random.uniform([2, 8, 8, 5])
-    if transposed:
-        kernel = tf.Variable(tf.random.uniform([4, 4, 3, 5]))  # 5 -> 3 channels, 8 -> 16.
-        forward = (layers.conv2d_transpose if matmul_weight_gradients else
-                   lambda x, k, s: tf.nn.conv2d_transpose(x, k, [2, 16, 16, 3], s, 'SAME'))
-        flops = 2 * 2 * 8 * 8 * 4 * 4 * 5 * 3
-    else:
-        kernel = tf.Variable(tf.random.uniform([4, 4, 5, 3]))  # 5 -> 3 channels, 8 -> 4.
-        forward = (lambda x, k, s: layers.conv2d(x, k, s, 'SAME')) if (
-            matmul_weight_gradients) else (lambda x, k, s: tf.nn.conv2d(x, k, s, 'SAME'))
-        flops = 2 * 2 * 4 * 4 * 4 * 4 * 5 * 3
+    gradients, of a conv and a transposed conv, of Keras' ops and of ours (matmul weight
+    gradients)."""
+    forward, image, kernel, flops = conv_passes(name, size)
 
     @tf.function
     def step(x):
@@ -47,12 +56,12 @@ def test_every_pass_of_a_convolution_has_its_flops(transposed, matmul_weight_gra
 
     ops = [op for op in speed_profile.graph_ops(step.get_concrete_function(image)).values()
            if op.type in speed_profile.CONVOLUTION_OPS]
-    # The forward op, the input gradient and the weight gradient (a conv backprop or the
-    # einsum of the matmul form), each with the same kernel and FLOPs.
-    assert len(ops) >= 3
-    assert any(op.type in ('Conv2DBackpropFilter', 'Einsum') for op in ops)
+    # The forward op, the input gradient and the weight gradient, each with the same kernel
+    # and FLOPs; the weight gradient found as such.
+    assert len(ops) >= 3 and {op.type for op in ops} <= kernels | {'Einsum'}
     assert {speed_profile.convolution_of(op)[1] for op in ops} == {flops}
     assert len({speed_profile.convolution_of(op)[0] for op in ops}) == 1
+    assert sum(speed_profile.is_weight_gradient(op) for op in ops) >= 1
 
 
 def label_flops(label):
@@ -68,9 +77,12 @@ def label_flops(label):
 
 @pytest.mark.parametrize('matmul_weight_gradients', [False, True])
 def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(matmul_weight_gradients):
-    config = trainer_config(matmul_weight_gradients=matmul_weight_gradients)
+    # 64x64 and 16 filters: a step long enough that the profiler's own cost per kernel is a
+    # small part of it (a 32x32 step of 8 filters is mostly that).
+    config = trainer_config(matmul_weight_gradients=matmul_weight_gradients, image_size=64,
+                            load_size=64, generator_filters=16, discriminator_filters=16)
     trainer = Trainer(config, 10)
-    inputs, targets = (tf.random.uniform([1, 32, 32, 3], -1, 1, seed=seed) for seed in (1, 2))
+    inputs, targets = (tf.random.uniform([1, 64, 64, 3], -1, 1, seed=seed) for seed in (1, 2))
     peak = speed_profile.matmul_peak(sizes=(256,), repeats=2)
     # The shares are timings on a shared machine: the step is measured again (up to three
     # times) until the rows and the untraced step agree within 10%.
@@ -83,11 +95,11 @@ def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(matmul_weight_
     assert abs(profile['accounted_to_measured'] - 1) <= 0.1, profile['accounted_to_measured']
     calls = {name: sum(row['calls'] for row in profile['rows'] if row['pass'] == name)
              for name in speed_profile.PASSES}
-    # G: 5 convs and 5 transposed convs; D (70x70 PatchGAN): 5 convs, on the real and the
+    # G: 6 convs and 6 transposed convs; D (70x70 PatchGAN): 5 convs, on the real and the
     # generated pair. Input gradients: not for G's first layer; D's first only for G's update
     # through the generated pair, D's others for D's two pairs and G's one.
-    assert calls == {'forward': 10 + 2 * 5, 'weight_gradient': 10 + 2 * 5,
-                     'input_gradient': 9 + 1 + 3 * 4}
+    assert calls == {'forward': 12 + 2 * 5, 'weight_gradient': 12 + 2 * 5,
+                     'input_gradient': 11 + 1 + 3 * 4}
     for row in profile['rows']:
         assert row['gflop'] * 1e9 == pytest.approx(label_flops(row['layer']) * row['calls'])
         assert row['seconds'] > 0 and 0 < row['share_of_step'] < 1

@@ -9,8 +9,10 @@
   kinds of non-matrix work (BatchNorm, activations, dropout, concatenations, the Adam update,
   losses and the rest). Time during which two kernels ran at once (the executor runs
   independent ops on two threads) is split between them, and time in which no kernel ran is
-  the dispatch/host row, so the rows add up to the traced step. Set beside the same steps
-  timed without the profiler, that says how far the trace can be trusted.
+  the dispatch/host row, so the rows add up to the traced step. A row's GFLOP/s is its FLOPs
+  over the time its kernels ran (not split): a lower bound where they shared the cores. Set
+  beside the same steps timed without the profiler, that says how far the trace can be
+  trusted.
 """
 
 import collections
@@ -103,6 +105,10 @@ def network_of(op_name):
     return next((label for prefix, label in NETWORKS.items() if top.startswith(prefix)), None)
 
 
+def is_weight_gradient(op):
+    return op.type in ('Conv2DBackpropFilter', 'Einsum', PATCHES_OP)
+
+
 def describe(op):
     """A forward convolution op as 'G conv 4x4/2 3->64 to 128x128' (its output size)."""
     kernel = static(op.inputs[1].shape)
@@ -117,7 +123,7 @@ def describe(op):
 
 
 def pass_of(op):
-    if op.type in ('Conv2DBackpropFilter', 'Einsum', PATCHES_OP):
+    if is_weight_gradient(op):
         return 'weight_gradient'
     forward = not op.name.startswith('gradient_tape') and network_of(op.name) is not None
     return 'forward' if forward else 'input_gradient'
@@ -166,9 +172,16 @@ def kernel_events(logdir):
             if line.name == 'python':
                 continue
             base = line.timestamp_ns * 1e-9
-            for event in line.events:
+            # A kernel runs inside the executor's Process event of its thread; other events
+            # with an op-like name (a function's whole run) are not kernels.
+            process_end = -1
+            for event in sorted(line.events, key=lambda e: e.offset_ps):
                 name = plane.event_metadata[event.metadata_id].name
-                if ':' not in name or name.startswith(('ThreadpoolListener', 'ExecutorState')):
+                end_ps = event.offset_ps + event.duration_ps
+                if name == 'ExecutorState::Process':
+                    process_end = end_ps
+                    continue
+                if ':' not in name or event.offset_ps > process_end or end_ps > process_end:
                     continue
                 op_name, op_type = name.rsplit(':', 1)
                 start = base + event.offset_ps * 1e-12
@@ -200,9 +213,12 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
     profiler, rows of convolution passes and of other work, FLOPs per step."""
     for _ in range(warmup):
         float(trainer.train_step(inputs, targets)['gen_total'])
-    bare = statistics.median(
-        timed(lambda: float(trainer.train_step(inputs, targets)['gen_total']))
-        for _ in range(windows))
+    def step_seconds():
+        return timed(lambda: float(trainer.train_step(inputs, targets)['gen_total']))
+
+    # Untraced steps before and after the traced ones, so that a machine whose speed drifts
+    # (shared, throttled) moves both figures alike.
+    bare = [step_seconds() for _ in range(windows - windows // 2)]
     ops = graph_ops(trainer._train_step.get_concrete_function(inputs, targets))
     attributed, labels = convolution_rows(ops)
     with tempfile.TemporaryDirectory() as logdir:
@@ -213,14 +229,19 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
         traced = (time.perf_counter() - start) / steps
         tf.profiler.experimental.stop()
         events = kernel_events(logdir)
+    bare = statistics.median(bare + [step_seconds() for _ in range(windows // 2)])
     intervals, calls, flops = [], collections.Counter(), collections.Counter()
+    running = collections.Counter()  # Seconds each row's kernels ran, overlaps not split.
     other_types = collections.Counter()
     for start, end, name, op_type in events:
+        # Grappler renames the ops it rewrites (FoldTransposeIntoMatMul and so on).
+        name = name.split('/ArithmeticOptimizer/', 1)[0]
         if name in attributed:
             key, kind, op_flops = attributed[name]
             row = (key, kind)
             calls[row] += op_type != PATCHES_OP
             flops[row] += op_flops
+            running[row] += end - start
         else:
             row = other_row(name, op_type)
             if row == OTHER_ROW:
@@ -232,7 +253,8 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
         seconds = shares[(key, kind)] / steps
         rows.append({'layer': labels.get(key, 'unlabelled'), 'kernel': list(key[0]),
                      'pass': kind, 'calls': count / steps,
-                     'gflop': flops[(key, kind)] / steps / 1e9, 'seconds': seconds})
+                     'gflop': flops[(key, kind)] / steps / 1e9, 'seconds': seconds,
+                     'running_seconds': running[(key, kind)] / steps})
     other = {row: seconds / steps for row, seconds in shares.items() if isinstance(row, str)}
     other[IDLE_ROW] = max(traced - busy / steps, 0.0)
     # What the catch-all row holds: the op types with the most kernel time (not split).
@@ -245,7 +267,10 @@ def with_peak(profile, peak_gflops):
     """Adds GFLOP/s, fraction of the peak and share of the step to a profile_step result."""
     step = profile['step_seconds']
     for row in profile['rows']:
-        row['gflops'] = row['gflop'] / row['seconds'] if row['seconds'] else 0.0
+        # The rate while the row's kernels ran: a kernel sharing the two cores with another
+        # is slowed by it, and its split share of the time would overstate its rate.
+        running = row['running_seconds']
+        row['gflops'] = row['gflop'] / running if running else 0.0
         row['fraction_of_peak'] = row['gflops'] / peak_gflops
         row['share_of_step'] = row['seconds'] / profile['traced_step_seconds']
     profile['other_shares'] = {name: seconds / profile['traced_step_seconds']
