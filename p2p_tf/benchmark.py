@@ -48,7 +48,7 @@ from p2p_tf.experiments import benchmark_report
 # Training variants: config overrides on top of the project's defaults.
 VARIANTS = {
     'reference': dict(precision='float32', xla='off', fused_adam=False,
-                      matmul_weight_gradients=False),
+                      matmul_weight_gradients='off'),
     'fast': {},
     'bfloat16': dict(precision='mixed_bfloat16'),
     'float16': dict(precision='mixed_float16'),

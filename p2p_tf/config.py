@@ -69,6 +69,7 @@ PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 # Speed settings (p2p_tf/training/performance.py resolves AUTO for the machine at hand).
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_SETTINGS = ('on', 'off')
+MATMUL_WEIGHT_GRADIENT_SETTINGS = ('on', 'off')
 SYNC_BATCH_NORM_SETTINGS = ('on', 'off')
 # tf.distribute strategies of `train --strategy` (p2p_tf/training/distribution.py).
 STRATEGIES = (AUTO, 'default', 'mirrored', 'multi_worker', 'tpu')
@@ -108,8 +109,8 @@ def get_config():
     # '256x512' with load_size '286x572'; a square load_size crops HxW windows from square
     # images). The U-Net's depth follows the shorter side of image_size, a power of two; the
     # longer side must be a multiple of it.
-    config.load_size = sized(286)
-    config.image_size = sized(256)
+    config.load_size = untyped(286)
+    config.image_size = untyped(256)
     config.random_flip = True
     # Off by default (not in the paper); for data with no up direction, e.g. aerial photos.
     config.random_vertical_flip = False
@@ -173,7 +174,7 @@ def get_config():
     # The size held-out pairs are resized to for evaluation and samples, N or 'HxW' with sides
     # multiples of 2**depth (the generator is fully convolutional, so a run on crops can be
     # judged on whole images); 0: image_size.
-    config.eval_size = sized(image_sizes.SAME_AS_IMAGE)
+    config.eval_size = untyped(image_sizes.SAME_AS_IMAGE)
     # The metric whose best value so far is kept as a checkpoint in WORKDIR/best (one of
     # METRIC_NAMES: 'l1', 'psnr' or 'ssim'), or NO_BEST_METRIC to keep none.
     config.best_metric = 'l1'
@@ -187,14 +188,17 @@ def get_config():
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
     config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).
-    # Convolution kernel gradients as one matmul each (p2p_tf/nets/layers.py; same values).
-    config.matmul_weight_gradients = True
+    # Convolution kernel gradients as one matmul each (p2p_tf/nets/layers.py; same values):
+    # 'on' or 'off'; AUTO: on for CPUs, where it measured faster, off for GPUs and TPUs.
+    config.matmul_weight_gradients = untyped(AUTO)
     return config
 
 
-def sized(value):
-    """A size field's default, which a config file, an override or Python may set to a number
-    or to 'HxW' (ml_collections otherwise locks a field to its first value's type)."""
+def untyped(value):
+    """The default of a field that takes values of more than one type (a size: a number or
+    'HxW'; matmul_weight_gradients: auto, on, off, or true and false as old runs recorded it),
+    from a config file, an override or Python: ml_collections otherwise locks a field to its
+    first value's type."""
     return ml_collections.FieldReference(value, field_type=object)
 
 
@@ -240,12 +244,15 @@ def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """
     check_known_fields(config, get_config())
     values = config.to_dict()
+    # A run from before matmul_weight_gradients was a setting recorded it as true or false.
+    if isinstance(values['matmul_weight_gradients'], bool):
+        values['matmul_weight_gradients'] = 'on' if values['matmul_weight_gradients'] else 'off'
     # One spelling per size (256, not '256x256' or [256, 256]), so that equal runs compare
     # equal and a square run's config.json reads as it always has.
     for name in image_sizes.SIZE_FIELDS:
         if values[name] != image_sizes.SAME_AS_IMAGE:  # eval_size's 0 stays 0 (image_size).
             values[name] = image_sizes.canonical_size(values[name], name)
-        values[name] = sized(values[name])
+        values[name] = untyped(values[name])
     config = ml_collections.ConfigDict(values)
     facts = dataset_facts(config.dataset)
     if config.direction == AUTO:
@@ -280,12 +287,13 @@ CHOICES = {
     'input_dtype': (AUTO,) + DATA_TYPES, 'target_dtype': (AUTO,) + DATA_TYPES,
     'precision': (AUTO,) + PRECISIONS,
     'sync_batch_norm': (AUTO,) + SYNC_BATCH_NORM_SETTINGS, 'xla': (AUTO,) + XLA_SETTINGS,
+    'matmul_weight_gradients': (AUTO,) + MATMUL_WEIGHT_GRADIENT_SETTINGS,
     'best_metric': METRIC_NAMES + (NO_BEST_METRIC,), 'gan_loss': GAN_LOSSES,
     'upsample': UPSAMPLINGS, 'norm': NORMS, 'update_order': UPDATE_ORDERS,
     'num_discriminators': NUM_DISCRIMINATORS,
 }
 FLAGS = ('random_flip', 'random_vertical_flip', 'random_rotate90', 'fused_adam',
-         'matmul_weight_gradients', 'init_discriminator')
+         'init_discriminator')
 SPLIT_FIELDS = ('train_split', 'sample_split', 'eval_split')
 
 

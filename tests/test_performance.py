@@ -69,12 +69,21 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
     assert performance.choose_precision('float32') == 'float32'
     assert performance.choose_xla('auto') == ('on' if gpu else 'off')
     assert performance.choose_xla('off') == 'off'
+    # Matmul weight gradients: measured faster on CPUs; off on GPUs and TPUs.
+    assert performance.choose_matmul_weight_gradients('auto') == ('off' if gpu else 'on')
+    assert performance.choose_matmul_weight_gradients('auto', accelerator=True) == 'off'
+    assert performance.choose_matmul_weight_gradients('on', accelerator=True) == 'on'
 
 
 def test_resolve_records_concrete_settings():
     config = distribution.resolve_run(tiny_config(), tf.distribute.get_strategy())
     assert config.precision in ('float32', 'mixed_bfloat16', 'mixed_float16')
-    assert config.xla in ('on', 'off')
+    assert config.xla in ('on', 'off') and config.matmul_weight_gradients in ('on', 'off')
+
+
+@pytest.mark.parametrize('recorded, setting', [(True, 'on'), (False, 'off'), ('off', 'off')])
+def test_matmul_weight_gradients_as_old_runs_recorded_them(recorded, setting):
+    assert tiny_config(matmul_weight_gradients=recorded).matmul_weight_gradients == setting
 
 
 @pytest.mark.parametrize('field, value', [('precision', 'float8'), ('xla', 'yes')])
@@ -144,8 +153,8 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     assert list(train) == ['reference', 'fast']
     reference, fast = train['reference'], train['fast']
     assert (reference['precision'], reference['xla'], reference['fused_adam'],
-            reference['matmul_weight_gradients']) == ('float32', 'off', False, False)
-    assert fast['fused_adam'] is True and fast['matmul_weight_gradients'] is True
+            reference['matmul_weight_gradients']) == ('float32', 'off', False, 'off')
+    assert fast['fused_adam'] is True and fast['matmul_weight_gradients'] == 'on'
     for figures in (reference, fast, report['results']['train_real_data']):
         assert len(figures['windows']) == 2 and figures['images_per_second'] > 0
         assert figures['peak_rss_mb'] > 100

@@ -84,9 +84,9 @@ def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(matmul_weight_
     trainer = Trainer(config, 10)
     inputs, targets = (tf.random.uniform([1, 64, 64, 3], -1, 1, seed=seed) for seed in (1, 2))
     peak = speed_profile.matmul_peak(sizes=(256,), repeats=2)
-    # The shares are timings on a shared machine: the step is measured again (up to three
+    # The shares are timings on a shared machine: the step is measured again (up to five
     # times) until the rows and the untraced step agree within 10%.
-    for _ in range(3):
+    for _ in range(5):
         profile = speed_profile.with_peak(
             speed_profile.profile_step(trainer, inputs, targets, steps=4, windows=7),
             peak['gflops'])

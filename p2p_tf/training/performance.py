@@ -12,8 +12,10 @@ GPU choices follow common practice and are not yet measured by the project.
 `config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
 ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass
 over the 57 million weights and moments instead of several.
-`config.matmul_weight_gradients` (default on) is the fourth setting; it lives with the layers
-it changes (p2p_tf/nets/layers.py).
+`config.matmul_weight_gradients` (default auto) is the fourth setting; its code lives with the
+layers it changes (p2p_tf/nets/layers.py). auto: on for CPUs, where the matmul form measured
+faster (docs/speed.md); off for GPUs and TPUs, where cuDNN's and XLA's own kernels are the
+standard path and the project has not measured it.
 """
 
 import functools
@@ -60,6 +62,14 @@ def choose_xla(setting):
     if setting != AUTO:
         return setting
     return 'on' if has_gpu() else 'off'
+
+
+def choose_matmul_weight_gradients(setting, accelerator=None):
+    """'auto', 'on' or 'off' -> 'on' or 'off'; accelerator: whether the run is on GPUs or
+    TPUs (default: whether this machine has a GPU)."""
+    if setting != AUTO:
+        return setting
+    return 'off' if (has_gpu() if accelerator is None else accelerator) else 'on'
 
 
 class FusedAdam(keras.optimizers.Adam):
