@@ -6,6 +6,7 @@ config is resolved and checked. The pix2pix runs' own config is config.py.
 import ml_collections
 
 from p2p_tf import config as config_lib
+from p2p_tf import image_sizes
 from p2p_tf.errors import UserError
 
 # Largest colour distance of a label pixel from its palette colour (luma levels, chroma
@@ -73,7 +74,7 @@ def resolve(config, palettes):
     if config.image_size < multiple or config.image_size % multiple:
         raise UserError(f'image_size must be a multiple of 2**(levels + 1) = {multiple}, got '
                         f'{config.image_size}')
-    config_lib.check_crop_fits(config)
+    image_sizes.check_crop_fits(config)
     if config.learning_rate <= 0 or config.off_palette_tolerance <= 0:
         raise UserError('learning_rate and off_palette_tolerance must be positive')
     return config
