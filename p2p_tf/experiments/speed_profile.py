@@ -177,11 +177,11 @@ def kernel_events(logdir):
             process_end = -1
             for event in sorted(line.events, key=lambda e: e.offset_ps):
                 name = plane.event_metadata[event.metadata_id].name
-                end_ps = event.offset_ps + event.duration_ps
                 if name == 'ExecutorState::Process':
-                    process_end = end_ps
+                    process_end = event.offset_ps + event.duration_ps
                     continue
-                if ':' not in name or event.offset_ps > process_end or end_ps > process_end:
+                # Started inside it: its end may be stamped a little after the Process's.
+                if ':' not in name or event.offset_ps > process_end:
                     continue
                 op_name, op_type = name.rsplit(':', 1)
                 start = base + event.offset_ps * 1e-12
@@ -222,10 +222,7 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
     ops = graph_ops(trainer._train_step.get_concrete_function(inputs, targets))
     attributed, labels = convolution_rows(ops)
     with tempfile.TemporaryDirectory() as logdir:
-        # Host tracing at level 1 records the kernels with less of the tracer's own cost
-        # than the default 2.
-        tf.profiler.experimental.start(
-            logdir, options=tf.profiler.experimental.ProfilerOptions(host_tracer_level=1))
+        tf.profiler.experimental.start(logdir)
         start = time.perf_counter()
         for _ in range(steps):
             float(trainer.train_step(inputs, targets)['gen_total'])
