@@ -284,9 +284,9 @@ def measure_profile():
         trainer = Trainer(config, total_steps=10 ** 9)
         shape = [config.batch_size, config.image_size, config.image_size, 3]
         inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
-        profiles[variant] = speed_profile.with_peak(speed_profile.profile_step(
-            trainer, inputs, targets, steps=_PROFILE_STEPS.value,
-            warmup=_WARMUP_STEPS.value, windows=_WINDOWS.value), peak['gflops'])
+        profiles[variant] = speed_profile.profile_step(
+            trainer, inputs, targets, steps=_PROFILE_STEPS.value, warmup=_WARMUP_STEPS.value,
+            windows=_WINDOWS.value)
         del trainer
     # The peak measured again after the steps; the best of both holds (a shared machine is
     # slower at times, never faster), and every fraction is of it.

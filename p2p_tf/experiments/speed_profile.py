@@ -81,7 +81,7 @@ def convolution_of(op):
     kernel as its variable holds it ([kh, kw, A, B]; for the matmul weight gradient the
     flattened [kh * kw * A, B]) and 2 multiply-adds per kernel weight and output position."""
     if op.type == 'Einsum':
-        windows, other = (static(t.shape) for t in op.inputs)
+        windows = static(op.inputs[0].shape)
         kernel = static(op.outputs[0].shape)
         return tuple(kernel), 2 * windows[0] * windows[1] * windows[2] * kernel[0] * kernel[1]
     if op.type == 'Conv2DBackpropFilter':
@@ -141,8 +141,9 @@ def convolution_rows(ops):
             kernel, flops = convolution_of(op)
         except (TypeError, ValueError, IndexError):
             continue  # Not a 2-D convolution with static shapes.
-        attributed[op.name] = ((kernel, flops), pass_of(op), flops)
-        if pass_of(op) == 'forward':
+        kind = pass_of(op)
+        attributed[op.name] = ((kernel, flops), kind, flops)
+        if kind == 'forward':
             labels[(kernel, flops)].add(describe(op))
     for op in ops.values():
         # The patch matrix of a matmul weight gradient belongs to the einsum that reads it.
@@ -234,8 +235,6 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
     running = collections.Counter()  # Seconds each row's kernels ran, overlaps not split.
     other_types = collections.Counter()
     for start, end, name, op_type in events:
-        # Grappler renames the ops it rewrites (FoldTransposeIntoMatMul and so on).
-        name = name.split('/ArithmeticOptimizer/', 1)[0]
         if name in attributed:
             key, kind, op_flops = attributed[name]
             row = (key, kind)
