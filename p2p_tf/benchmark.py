@@ -5,7 +5,9 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
   --variants: `reference` is the TensorFlow tutorial's plain float32 step (same networks,
   losses and optimizer, no speed options); `fast` is the project's defaults
   (p2p_tf/training/performance.py);
-  `bfloat16`, `float16` and `xla` are `fast` with that one setting forced;
+  `bfloat16`, `float16` and `xla` are `fast` with that one setting forced, and
+  `tf_weight_gradients` and `tf_transposed_passes` `fast` with that convolution pass in
+  TensorFlow's own form (matmul_weight_gradients or fast_transposed_passes off);
 - the rate of `fast` through the real step loop (progress, losses fetched every log_every
   steps, summaries), as a ratio to its bare steps;
 - the end-to-end training rate of `fast` reading real data through the input pipeline;
@@ -15,7 +17,8 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
   paper mode (the same computation) and eval mode;
 - the peak resident memory of each measurement;
 - with `--sections=profile` (not run by default: minutes), where the step's time goes: the
-  float32 matmul peak of this machine, then for `reference` and `fast` the time, GFLOP/s and
+  float32 matmul peak of this machine, then for each of --profile_variants (default
+  `reference` and `fast`) the time, GFLOP/s and
   fraction of that peak of every convolution pass of G and D, the non-matrix work, and the
   step's overall fraction of the peak (p2p_tf/experiments/speed_profile.py);
 - with `--sections=quality` (not run by default: minutes), whether the fast settings train like
@@ -48,16 +51,19 @@ from p2p_tf.experiments import benchmark_report
 # Training variants: config overrides on top of the project's defaults.
 VARIANTS = {
     'reference': dict(precision='float32', xla='off', fused_adam=False,
-                      matmul_weight_gradients='off'),
+                      matmul_weight_gradients='off', fast_transposed_passes='off'),
     'fast': {},
+    'float32': dict(precision='float32'),
     'bfloat16': dict(precision='mixed_bfloat16'),
     'float16': dict(precision='mixed_float16'),
     'xla': dict(xla='on'),
+    'tf_weight_gradients': dict(matmul_weight_gradients='off'),
+    'tf_transposed_passes': dict(fast_transposed_passes='off'),
 }
 SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
             'profile')
 DEFAULT_SECTIONS = SECTIONS[:-2]
-# The variants the profile sets side by side.
+# The variants the profile sets side by side unless --profile_variants says otherwise.
 PROFILED_VARIANTS = ('reference', 'fast')
 
 _VARIANTS = flags.DEFINE_list('variants', ['reference', 'fast'],
@@ -83,6 +89,9 @@ _QUALITY_SIZE = flags.DEFINE_integer('quality_size', 128, 'Image size of the qua
 _QUALITY_STEPS = flags.DEFINE_integer('quality_steps', 300, 'Steps of each quality-check run.')
 _QUALITY_WINDOW = flags.DEFINE_integer('quality_window', 50, 'Steps per loss mean compared.')
 _PROFILE_STEPS = flags.DEFINE_integer('profile_steps', 3, 'Steps traced per profiled variant.')
+_PROFILE_VARIANTS = flags.DEFINE_list(
+    'profile_variants', list(PROFILED_VARIANTS), 'Training variants the profile section traces '
+    '(e.g. reference,tf_transposed_passes,fast for the step before and after a setting).')
 _MATMUL_SIZES = flags.DEFINE_list('matmul_sizes', ['1024', '2048', '4096'],
                                   'Square matmul sizes whose best rate is the peak.')
 _JSON = flags.DEFINE_string('json', None, 'Write the results here as JSON.')
@@ -150,7 +159,8 @@ def measure_training(variant, real_data):
     rates = timed_windows(run_steps, _STEPS_PER_WINDOW.value)
     return dict(images_per_second=statistics.median(rates), windows=rates,
                 precision=config.precision, xla=config.xla, fused_adam=config.fused_adam,
-                matmul_weight_gradients=config.matmul_weight_gradients)
+                matmul_weight_gradients=config.matmul_weight_gradients,
+                fast_transposed_passes=config.fast_transposed_passes)
 
 
 def measure_loop():
@@ -216,7 +226,9 @@ def measure_inference():
         for mode in ('paper', 'eval'):
             metadata = export_lib.export_metadata(config, 0, mode)
             path = os.path.join(folder, mode)
-            export_lib.write_saved_model(generator, metadata, path)
+            # As the export command writes it (its eval mode picks the transposed
+            # convolutions' form at run time).
+            export_lib.write_saved_model(generator, metadata, path, fast_transposed_passes=True)
             translate = tf.saved_model.load(path).signatures['translate_float']
             latencies[f'saved_model_{mode}'] = (
                 lambda translate=translate: translate(images=image))
@@ -230,7 +242,14 @@ def measure_inference():
                 tf.nest.map_structure(lambda t: t.numpy(), call())
                 times.append(1000 * (time.perf_counter() - start))
             latency[name] = dict(milliseconds=statistics.median(times), samples=len(times))
-    return dict(latency=latency)
+    # Each latency against this machine's matmul peak, measured in this process after them,
+    # for the generator's convolution FLOPs.
+    from p2p_tf.experiments import speed_profile
+    gflop = speed_profile.forward_flops(generator, image) / 1e9
+    peak = speed_profile.matmul_peak([int(n) for n in _MATMUL_SIZES.value])
+    for figures in latency.values():
+        figures['fraction_of_peak'] = gflop / (figures['milliseconds'] / 1000) / peak['gflops']
+    return dict(latency=latency, generator_gflop=gflop, peak=peak)
 
 
 def quality_run(variant, seed):
@@ -271,7 +290,7 @@ def measure_quality():
 
 
 def measure_profile():
-    """The matmul peak, then the traced step of each of PROFILED_VARIANTS, in one process."""
+    """The matmul peak, then the traced step of each of --profile_variants, in one process."""
     import tensorflow as tf
 
     from p2p_tf.experiments import speed_profile
@@ -279,7 +298,7 @@ def measure_profile():
     sizes = [int(n) for n in _MATMUL_SIZES.value]
     peak = speed_profile.matmul_peak(sizes)
     profiles = {}
-    for variant in PROFILED_VARIANTS:
+    for variant in _PROFILE_VARIANTS.value:
         config = base_config(variant)
         trainer = Trainer(config, total_steps=10 ** 9)
         shape = [config.batch_size, config.image_size, config.image_size, 3]
@@ -293,7 +312,7 @@ def measure_profile():
     again = speed_profile.matmul_peak(sizes)
     peak['by_size'] = {n: max(peak['by_size'][n], again['by_size'][n]) for n in sizes}
     peak['gflops'] = max(peak['by_size'].values())
-    for variant in PROFILED_VARIANTS:
+    for variant in _PROFILE_VARIANTS.value:
         speed_profile.with_peak(profiles[variant], peak['gflops'])
     return dict(peak=peak, **profiles)
 
@@ -333,7 +352,7 @@ def run_in_subprocess(case):
 
 def collect():
     """Runs every requested measurement; returns the report dict."""
-    unknown = sorted(set(_VARIANTS.value) - set(VARIANTS)) + sorted(
+    unknown = sorted(set(_VARIANTS.value + _PROFILE_VARIANTS.value) - set(VARIANTS)) + sorted(
         set(_SECTIONS.value) - set(SECTIONS))
     if unknown:
         raise UserError(f'unknown variant or section {unknown[0]!r}')

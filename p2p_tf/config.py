@@ -69,7 +69,7 @@ PATCH_SIZES = {1: 0, 16: 1, 34: 2, 70: 3, 142: 4, 286: 5}
 # Speed settings (p2p_tf/training/performance.py resolves AUTO for the machine at hand).
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_SETTINGS = ('on', 'off')
-MATMUL_WEIGHT_GRADIENT_SETTINGS = ('on', 'off')
+CONVOLUTION_PASS_SETTINGS = ('on', 'off')
 SYNC_BATCH_NORM_SETTINGS = ('on', 'off')
 # tf.distribute strategies of `train --strategy` (p2p_tf/training/distribution.py).
 STRATEGIES = (AUTO, 'default', 'mirrored', 'multi_worker', 'tpu')
@@ -188,9 +188,12 @@ def get_config():
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
     config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).
-    # Convolution kernel gradients as one matmul each (p2p_tf/nets/layers.py; same values):
-    # 'on' or 'off'; AUTO: on for CPUs, where it measured faster, off for GPUs and TPUs.
+    # How convolutions compute their passes in training (p2p_tf/nets/convolution_passes.py;
+    # same values): kernel gradients as one matmul each, and the transposed passes on small
+    # maps as weight-stationary products. 'on' or 'off'; AUTO: on for CPUs, where each
+    # measured faster, off for GPUs and TPUs.
     config.matmul_weight_gradients = untyped(AUTO)
+    config.fast_transposed_passes = AUTO
     return config
 
 
@@ -287,7 +290,8 @@ CHOICES = {
     'input_dtype': (AUTO,) + DATA_TYPES, 'target_dtype': (AUTO,) + DATA_TYPES,
     'precision': (AUTO,) + PRECISIONS,
     'sync_batch_norm': (AUTO,) + SYNC_BATCH_NORM_SETTINGS, 'xla': (AUTO,) + XLA_SETTINGS,
-    'matmul_weight_gradients': (AUTO,) + MATMUL_WEIGHT_GRADIENT_SETTINGS,
+    'matmul_weight_gradients': (AUTO,) + CONVOLUTION_PASS_SETTINGS,
+    'fast_transposed_passes': (AUTO,) + CONVOLUTION_PASS_SETTINGS,
     'best_metric': METRIC_NAMES + (NO_BEST_METRIC,), 'gan_loss': GAN_LOSSES,
     'upsample': UPSAMPLINGS, 'norm': NORMS, 'update_order': UPDATE_ORDERS,
     'num_discriminators': NUM_DISCRIMINATORS,

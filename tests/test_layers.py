@@ -1,11 +1,17 @@
-"""Convolutions with matmul kernel gradients: the same outputs and gradients as Keras' layers."""
+"""Convolutions whose passes take other forms (matmul kernel gradients, weight-stationary and
+flipped transposed passes): the same outputs and gradients as Keras' layers."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from p2p_tf.nets import layers, models
+from p2p_tf.experiments import speed_profile
+from p2p_tf.nets import convolution_passes, layers, models
+
+# (matmul_weight_gradients, fast_transposed_passes): each setting alone and both.
+PASS_SETTINGS = [(True, False), (False, True), (True, True)]
+PASS_IDS = ['matmul-weights', 'fast-transposed', 'both']
 
 
 def gradients(layer, inputs, output_gradient):
@@ -17,23 +23,41 @@ def gradients(layer, inputs, output_gradient):
     return outputs, input_gradient, kernel_gradient
 
 
-def twin_layers(keras_class, our_class, **options):
+def twin_layers(keras_class, our_class, settings, **options):
     """A Keras layer and ours with the same kernel."""
-    theirs, ours = keras_class(**options), our_class(**options)
+    matmul, fast = settings
+    theirs = keras_class(**options)
+    ours = our_class(matmul_weight_gradients=matmul, fast_transposed_passes=fast, **options)
     return theirs, ours
 
 
-@pytest.mark.parametrize('kernel_size, strides, padding, shape', [
-    (4, 2, 'same', (2, 16, 12, 3)),
-    (4, 1, 'valid', (1, 10, 10, 5)),
-    (1, 1, 'same', (2, 6, 6, 4)),
-    (4, 2, 'same', (1, 2, 2, 8)),  # The U-Net's innermost layer: a 2x2 map.
+def scopes_traced(layer, inputs, output_gradient):
+    """The rewritten-pass name scopes in the graph of the layer's gradients."""
+    graph = tf.function(gradients).get_concrete_function(layer, inputs, output_gradient).graph
+    names = ' '.join(op.name for op in graph.get_operations())
+    return {scope for scope in (convolution_passes.WEIGHT_STATIONARY_SCOPE,
+                                convolution_passes.FLIPPED_CONV_SCOPE) if scope in names}
+
+
+@pytest.mark.parametrize('kernel_size, strides, padding, shape, filters, rewritten', [
+    (4, 2, 'same', (2, 16, 12, 3), 6, None),
+    # The PatchGAN's stride-1 layers: the input gradient as a flipped forward conv, the
+    # kernel gradient of few outputs by rows (6 <= NARROW_OUTPUT_CHANNELS) and of more (12).
+    (4, 1, 'valid', (1, 10, 10, 5), 6, convolution_passes.FLIPPED_CONV_SCOPE),
+    (4, 1, 'valid', (2, 9, 7, 3), 12, convolution_passes.FLIPPED_CONV_SCOPE),
+    (1, 1, 'same', (2, 6, 6, 4), 6, None),
+    # The U-Net's innermost layer, a 2x2 map, and a wide layer on a small rectangular map: the
+    # input gradient weight-stationary (a kernel of more than 4x the values of the map).
+    (4, 2, 'same', (1, 2, 2, 8), 6, convolution_passes.WEIGHT_STATIONARY_SCOPE),
+    (4, 2, 'same', (2, 4, 6, 16), 32, convolution_passes.WEIGHT_STATIONARY_SCOPE),
 ])
+@pytest.mark.parametrize('settings', PASS_SETTINGS, ids=PASS_IDS)
 @pytest.mark.parametrize('in_function', [False, True], ids=['eager', 'tf.function'])
-def test_conv2d_matches_keras(kernel_size, strides, padding, shape, in_function):
-    options = dict(filters=6, kernel_size=kernel_size, strides=strides, padding=padding,
+def test_conv2d_matches_keras(kernel_size, strides, padding, shape, filters, rewritten,
+                              settings, in_function):
+    options = dict(filters=filters, kernel_size=kernel_size, strides=strides, padding=padding,
                    use_bias=True)
-    theirs, ours = twin_layers(keras.layers.Conv2D, layers.Conv2D, **options)
+    theirs, ours = twin_layers(keras.layers.Conv2D, layers.Conv2D, settings, **options)
     inputs = tf.random.normal(shape, seed=1)
     theirs.build(shape), ours.build(shape)
     ours.set_weights([w + 0.1 * np.float32(i) for i, w in enumerate(theirs.get_weights())])
@@ -43,14 +67,21 @@ def test_conv2d_matches_keras(kernel_size, strides, padding, shape, in_function)
     for expected, actual in zip(run(theirs, inputs, output_gradient),
                                 run(ours, inputs, output_gradient)):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    expected_scopes = {rewritten} if rewritten and settings[1] else set()
+    assert scopes_traced(ours, inputs, output_gradient) == expected_scopes
 
 
-@pytest.mark.parametrize('shape', [(2, 4, 6, 5), (1, 1, 1, 8), (1, 8, 8, 3)])
+@pytest.mark.parametrize('shape, rewritten', [
+    ((2, 4, 6, 5), False), ((1, 8, 8, 3), False),
+    # Small maps: the forward pass weight-stationary (a kernel of more than 4x the values).
+    ((1, 1, 1, 8), True), ((2, 2, 3, 16), True)])
+@pytest.mark.parametrize('settings', PASS_SETTINGS, ids=PASS_IDS)
 @pytest.mark.parametrize('in_function', [False, True], ids=['eager', 'tf.function'])
-def test_conv2d_transpose_matches_keras(shape, in_function):
+def test_conv2d_transpose_matches_keras(shape, rewritten, settings, in_function):
     options = dict(filters=4, kernel_size=4, strides=2, padding='same', use_bias=True,
                    activation='tanh')
-    theirs, ours = twin_layers(keras.layers.Conv2DTranspose, layers.Conv2DTranspose, **options)
+    theirs, ours = twin_layers(keras.layers.Conv2DTranspose, layers.Conv2DTranspose, settings,
+                               **options)
     inputs = tf.random.normal(shape, seed=3)
     theirs.build(shape), ours.build(shape)
     ours.set_weights(theirs.get_weights())
@@ -60,11 +91,38 @@ def test_conv2d_transpose_matches_keras(shape, in_function):
     assert results[1][0].shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
     for expected, actual in zip(*results):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
+    expected_scopes = ({convolution_passes.WEIGHT_STATIONARY_SCOPE} if rewritten and settings[1]
+                       else set())
+    assert scopes_traced(ours, inputs, output_gradient) == expected_scopes
+
+
+@pytest.mark.parametrize('size, small', [(1, True), (8, False)])
+def test_maps_of_unknown_size_pick_the_form_at_run_time(size, small):
+    """An export traces maps of unknown size: both forms in the graph, the weight-stationary
+    one run on small maps (kernel 4x4x4x8 = 512 values > 4 x 1x1x8, not > 4 x 8x8x8), the
+    same values either way."""
+    theirs, ours = (cls(4, 4, strides=2, padding='same')
+                    for cls in (keras.layers.Conv2DTranspose, layers.Conv2DTranspose))
+    inputs = tf.random.normal([1, size, size, 8], seed=7)
+    theirs(inputs)
+    ours.fast_transposed_passes = True
+    ours(inputs)
+    ours.set_weights(theirs.get_weights())
+    traced = tf.function(ours, input_signature=[tf.TensorSpec([None, None, None, 8])])
+    ops = speed_profile.graph_ops(traced.get_concrete_function())  # With the cond's branches.
+    assert any(convolution_passes.WEIGHT_STATIONARY_SCOPE in name for name in ops)
+    assert 'Conv2DBackpropInput' in {op.type for op in ops.values()}
+    np.testing.assert_allclose(traced(inputs), theirs(inputs), rtol=1e-5, atol=1e-5)
+    # The same rule on static shapes: the weight-stationary form holds the only MatMul.
+    run_graph = tf.function(ours).get_concrete_function(inputs).graph
+    assert ('MatMul' in {op.type for op in run_graph.get_operations()}) == small
 
 
 def test_switching_matmul_gradients_off_gives_keras_own_layers_results():
-    ours = layers.Conv2D(3, 4, strides=2, padding='same', matmul_weight_gradients=False)
-    assert layers.Conv2D.from_config(ours.get_config()).matmul_weight_gradients is False
+    ours = layers.Conv2D(3, 4, strides=2, padding='same', matmul_weight_gradients=False,
+                         fast_transposed_passes=True)
+    restored = layers.Conv2D.from_config(ours.get_config())
+    assert restored.matmul_weight_gradients is False and restored.fast_transposed_passes is True
     inputs = tf.random.normal([1, 8, 8, 2])
     outputs, _, kernel_gradient = gradients(ours, inputs, tf.ones([1, 4, 4, 3]))
     assert outputs.shape == (1, 4, 4, 3) and kernel_gradient.shape == (4, 4, 2, 3)
@@ -74,17 +132,17 @@ def test_networks_get_the_same_gradients_either_way():
     inputs = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=5)
     targets = tf.random.uniform([1, 32, 32, 3], -1, 1, seed=6)
     results = []
-    for matmul in (False, True):
+    for matmul, fast in [(False, False)] + PASS_SETTINGS:
         keras.utils.set_random_seed(0)
-        generator = models.unet_generator(5, base_filters=4, dropout_rate=0.0,
-                                          matmul_weight_gradients=matmul)
-        discriminator = models.patchgan_discriminator(2, base_filters=4,
-                                                      matmul_weight_gradients=matmul)
+        passes = dict(matmul_weight_gradients=matmul, fast_transposed_passes=fast)
+        generator = models.unet_generator(5, base_filters=4, dropout_rate=0.0, **passes)
+        discriminator = models.patchgan_discriminator(2, base_filters=4, **passes)
         with tf.GradientTape() as tape:
             generated = generator(inputs, training=True)
             loss = (tf.reduce_mean(discriminator([inputs, generated], training=True))
                     + tf.reduce_mean(tf.abs(generated - targets)))
         variables = generator.trainable_variables + discriminator.trainable_variables
         results.append(tape.gradient(loss, variables))
-    for keras_gradient, matmul_gradient in zip(*results):
-        np.testing.assert_allclose(matmul_gradient, keras_gradient, rtol=1e-4, atol=1e-6)
+    for other in results[1:]:
+        for keras_gradient, gradient in zip(results[0], other):
+            np.testing.assert_allclose(gradient, keras_gradient, rtol=1e-4, atol=1e-6)

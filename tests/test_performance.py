@@ -69,16 +69,17 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
     assert performance.choose_precision('float32') == 'float32'
     assert performance.choose_xla('auto') == ('on' if gpu else 'off')
     assert performance.choose_xla('off') == 'off'
-    # Matmul weight gradients: measured faster on CPUs; off on GPUs and TPUs.
-    assert performance.choose_matmul_weight_gradients('auto') == ('off' if gpu else 'on')
-    assert performance.choose_matmul_weight_gradients('auto', accelerator=True) == 'off'
-    assert performance.choose_matmul_weight_gradients('on', accelerator=True) == 'on'
+    # The convolution pass settings: measured faster on CPUs; off on GPUs and TPUs.
+    assert performance.choose_convolution_passes('auto') == ('off' if gpu else 'on')
+    assert performance.choose_convolution_passes('auto', accelerator=True) == 'off'
+    assert performance.choose_convolution_passes('on', accelerator=True) == 'on'
 
 
 def test_resolve_records_concrete_settings():
     config = distribution.resolve_run(tiny_config(), tf.distribute.get_strategy())
     assert config.precision in ('float32', 'mixed_bfloat16', 'mixed_float16')
     assert config.xla in ('on', 'off') and config.matmul_weight_gradients in ('on', 'off')
+    assert config.fast_transposed_passes in ('on', 'off')
 
 
 @pytest.mark.parametrize('recorded, setting', [(True, 'on'), (False, 'off'), ('off', 'off')])
@@ -137,6 +138,22 @@ def test_gpu_oriented_settings_train_on_cpu(tmp_path, overrides):
     assert updates >= 1 and int(resumed.generator_optimizer.iterations) == updates
 
 
+def generator_flops(size, base_filters):
+    """By hand: the U-Net's encoder convs (size / 2 ... 1) and decoder transposed convs, with
+    the skip concatenations doubling the decoder's inputs but its innermost one."""
+    depth = size.bit_length() - 1
+    filters = models.encoder_filters(depth, base_filters)
+    flops, channels = 0, 3
+    for i, f in enumerate(filters):
+        flops += 2 * (size >> (i + 1)) ** 2 * 16 * channels * f
+        channels = f
+    outputs = list(reversed(filters[:-1])) + [3]
+    for i, f in enumerate(outputs):
+        inputs = filters[-1] if i == 0 else 2 * outputs[i - 1]
+        flops += 2 * (1 << i) ** 2 * 16 * inputs * f
+    return flops
+
+
 def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     report_path = tmp_path / 'bench.json'
     done = run_command('p2p_tf.benchmark', '--image_size=32', '--generator_filters=4',
@@ -144,7 +161,8 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
                        '--warmup_steps=1', f'--data_dir={shared_data}', f'--json={report_path}',
                        '--sections=train,train_real_data,pipeline,inference,quality,profile',
                        '--quality_size=32', '--quality_steps=4', '--quality_window=2',
-                       '--matmul_sizes=256', '--profile_steps=2')
+                       '--matmul_sizes=256', '--profile_steps=2',
+                       '--profile_variants=reference,tf_transposed_passes,fast')
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_path.read_text())
     assert report['settings']['image_size'] == 32
@@ -153,8 +171,10 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     assert list(train) == ['reference', 'fast']
     reference, fast = train['reference'], train['fast']
     assert (reference['precision'], reference['xla'], reference['fused_adam'],
-            reference['matmul_weight_gradients']) == ('float32', 'off', False, 'off')
+            reference['matmul_weight_gradients'],
+            reference['fast_transposed_passes']) == ('float32', 'off', False, 'off', 'off')
     assert fast['fused_adam'] is True and fast['matmul_weight_gradients'] == 'on'
+    assert fast['fast_transposed_passes'] == 'on'
     for figures in (reference, fast, report['results']['train_real_data']):
         assert len(figures['windows']) == 2 and figures['images_per_second'] > 0
         assert figures['peak_rss_mb'] > 100
@@ -170,6 +190,15 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
                             'saved_model_paper', 'saved_model_eval'}
     assert all(figures['milliseconds'] > 0 for figures in latency.values())
     assert latency['eager_training_call']['speedup_over_eager'] == 1.0
+    # The generator's FLOPs from its graph: 2 per kernel weight and output position of its
+    # 5 convs and 5 transposed convs at 32x32 (4 base filters), each latency over the peak.
+    inference = report['results']['inference']
+    assert inference['generator_gflop'] * 1e9 == pytest.approx(generator_flops(32, 4))
+    for figures in latency.values():
+        assert figures['fraction_of_peak'] == pytest.approx(
+            inference['generator_gflop'] / figures['milliseconds'] * 1000
+            / inference['peak']['gflops'])
+    assert 'of peak' in done.stdout
     quality = report['results']['quality']
     for run in ('reference', 'fast', 'reference_seed_1'):
         assert len(quality['window_means'][run]['gen_l1']) == 2
@@ -181,13 +210,14 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     # The profile, at the top level of the JSON (tests/test_speed_profile.py checks its rows).
     profile = report['profile']
     assert list(profile['peak']['by_size']) == ['256']
-    for variant in ('reference', 'fast'):
+    for variant in ('reference', 'tf_transposed_passes', 'fast'):
         assert 0 < profile[variant]['fraction_of_peak'] < 1
         assert {row['pass'] for row in profile[variant]['rows']} == {
             'forward', 'input_gradient', 'weight_gradient'}
     assert 'float32 matmul peak' in done.stdout and 'dispatch / host' in done.stdout
 
 
-def test_benchmark_rejects_an_unknown_variant():
-    done = run_command('p2p_tf.benchmark', '--variants=fast,warp')
+@pytest.mark.parametrize('flag', ['--variants=fast,warp', '--profile_variants=warp'])
+def test_benchmark_rejects_an_unknown_variant(flag):
+    done = run_command('p2p_tf.benchmark', flag)
     assert done.returncode == 2 and "unknown variant or section 'warp'" in done.stderr

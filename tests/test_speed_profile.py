@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from p2p_tf.experiments import benchmark_report, speed_profile
-from p2p_tf.nets import layers
+from p2p_tf.nets import convolution_passes
 from p2p_tf.training.trainer import Trainer
 
 from conftest import trainer_config
@@ -28,13 +28,13 @@ def conv_passes(name, size):
     image = tf.random.uniform([2, size, size, 5])
     if 'transposed' in name:
         kernel = tf.Variable(tf.random.uniform([4, 4, 3, 5]))  # 5 -> 3 channels, size x 2.
-        forward = (layers.conv2d_transpose if name.startswith('ours') else
+        forward = (convolution_passes.conv2d_transpose if name.startswith('ours') else
                    lambda x, k, s: tf.nn.conv2d_transpose(x, k, [2, 2 * size, 2 * size, 3], s,
                                                           'SAME'))
         return forward, image, kernel, 2 * 2 * size * size * 4 * 4 * 5 * 3
     kernel = tf.Variable(tf.random.uniform([4, 4, 5, 3]))  # 5 -> 3 channels, size / 2.
-    forward = ((lambda x, k, s: layers.conv2d(x, k, s, 'SAME')) if name.startswith('ours')
-               else (lambda x, k, s: tf.nn.conv2d(x, k, s, 'SAME')))
+    forward = ((lambda x, k, s: convolution_passes.conv2d(x, k, s, 'SAME'))
+               if name.startswith('ours') else (lambda x, k, s: tf.nn.conv2d(x, k, s, 'SAME')))
     return forward, image, kernel, 2 * 2 * (size // 2) ** 2 * 4 * 4 * 5 * 3
 
 
@@ -75,13 +75,15 @@ def label_flops(label):
     return 2 * positions * int(kh) * int(kw) * int(c_in) * int(c_out)
 
 
-@pytest.mark.parametrize('matmul_weight_gradients', [False, True])
-def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(matmul_weight_gradients):
+@pytest.mark.parametrize('passes', ['off', 'on'], ids=['tensorflow-passes', 'rewritten-passes'])
+def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(passes):
     # 64x64 and 32 filters: a step long enough that the profiler's own cost per kernel and
     # the noise of a shared machine are a small part of it (a 32x32 step of 8 filters is
-    # mostly those).
-    config = trainer_config(matmul_weight_gradients=matmul_weight_gradients, image_size=64,
-                            load_size=64, generator_filters=32, discriminator_filters=32)
+    # mostly those). Both pass settings off (TensorFlow's kernels) or on (matmul weight
+    # gradients, weight-stationary and flipped transposed passes, the narrow weight gradient).
+    config = trainer_config(matmul_weight_gradients=passes, fast_transposed_passes=passes,
+                            image_size=64, load_size=64, generator_filters=32,
+                            discriminator_filters=32)
     trainer = Trainer(config, 10)
     inputs, targets = (tf.random.uniform([1, 64, 64, 3], -1, 1, seed=seed) for seed in (1, 2))
     peak = speed_profile.matmul_peak(sizes=(512, 1024), repeats=2)

@@ -87,10 +87,13 @@ def table(report):
             lines.append(f"{'':34} {figures['ratio_to_training']:.0f}x what training consumes")
     for name, figures in results.get('inference', {}).get('latency', {}).items():
         lines.append(f"{'inference ' + name:34} {figures['milliseconds']:>11.1f} ms "
-                     f"{figures['speedup_over_eager']:>7.2f}x eager")
+                     f"{figures['speedup_over_eager']:>7.2f}x eager "
+                     f"{figures['fraction_of_peak']:>5.0%} of peak")
     if 'inference' in results:
-        lines.append(f"{'':34} (inference peak memory {results['inference']['peak_rss_mb']:.0f}"
-                     ' MB, all four in one process)')
+        inference = results['inference']
+        lines.append(f"{'':34} (inference peak memory {inference['peak_rss_mb']:.0f} MB, all "
+                     f"four in one process; {inference['generator_gflop']:.1f} GFLOP per image "
+                     f"against the {inference['peak']['gflops']:.1f} GFLOP/s matmul peak)")
     quality = results.get('quality')
     if quality:
         settings = report['settings']

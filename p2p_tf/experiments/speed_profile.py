@@ -18,18 +18,30 @@
 import collections
 import glob
 import os
+import re
 import statistics
 import tempfile
 import time
 
 import tensorflow as tf
 
+from p2p_tf.nets import convolution_passes
+
 MATRIX_SIZES = (1024, 2048, 4096)
 PASSES = ('forward', 'input_gradient', 'weight_gradient')
 # Kernels that are convolutions or their gradients, by op type (ExtractImagePatches builds
-# the matrix of the matmul weight gradient, p2p_tf/nets/layers.py).
+# the matrix of the matmul weight gradient, p2p_tf/nets/convolution_passes.py).
 CONVOLUTION_OPS = ('Conv2D', 'Conv2DBackpropInput', 'Conv2DBackpropFilter', 'Einsum')
 PATCHES_OP = 'ExtractImagePatches'
+BIAS_OPS = ('BiasAdd', 'Add', 'AddV2')
+FUSED_OP = 'FusedConv2D'  # Also _MklNativeFusedConv2D: the kernel's type names the fusion.
+FUSED_PREFIX = 'fused:'
+# The name scopes of passes computed in other forms (convolution_passes), whose ops all belong
+# to one call of one pass: {scope: the op type that is the call}.
+REWRITTEN_SCOPES = {convolution_passes.WEIGHT_STATIONARY_SCOPE: 'MatMul',
+                    convolution_passes.FLIPPED_CONV_SCOPE: 'Conv2D',
+                    convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE: PATCHES_OP}
+SCOPE_PATTERN = re.compile(r'^(.*?(%s)(_\d+)?)/' % '|'.join(REWRITTEN_SCOPES))
 NETWORKS = {'unet_generator': 'G', 'patchgan_discriminator': 'D'}
 # The non-matrix rows, tried in order on each kernel's name and type (lowercase).
 OTHER_ROWS = (
@@ -99,6 +111,27 @@ def convolution_of(op):
     return (kernel[0] * kernel[1] * kernel[2], kernel[3]), flops
 
 
+def rewritten_convolution(call, scope_ops):
+    """(kernel shape key, FLOPs, forward label or None) of a rewritten pass, from the op
+    that is its call and the ops of its scope; the key as convolution_of gives it for the
+    layer, the FLOPs those of TensorFlow's form of the pass."""
+    if call.type == 'MatMul':  # kernel [16 A, B] . inputs [b H W, B]^T
+        kernel_rows, channels = static(call.inputs[0].shape)
+        batch, height, width, _ = static(call.inputs[1].op.inputs[0].shape)
+        label = (f'{network_of(call.name)} transposed conv 4x4/2 {channels}->'
+                 f'{kernel_rows // 16} to {2 * height}x{2 * width}')
+        return (kernel_rows, channels), 2 * kernel_rows * channels * batch * height * width, label
+    if call.type == 'Conv2D':  # The flipped kernel [kh, kw, B, A] over the padded gradient.
+        kh, kw, channels, outputs = static(call.inputs[1].shape)
+        batch, height, width, _ = static(call.outputs[0].shape)
+        positions = batch * (height - kh + 1) * (width - kw + 1)
+        return (kh * kw * outputs, channels), 2 * positions * kh * kw * outputs * channels, None
+    # The narrow weight gradient: one einsum per kernel row.
+    einsums = [op for op in scope_ops if op.type == 'Einsum']
+    row_key, flops = convolution_of(einsums[0])
+    return (row_key[0] * len(einsums), row_key[1]), flops * len(einsums), None
+
+
 def network_of(op_name):
     """'G' or 'D' for an op in a network's name scope (a forward op), else None."""
     top = op_name.split('/', 1)[0]
@@ -129,29 +162,76 @@ def pass_of(op):
     return 'forward' if forward else 'input_gradient'
 
 
+def bias_adds_after(op):
+    """The bias adds that read `op`'s output, directly or through identities (a custom
+    gradient's IdentityN)."""
+    adds, pending = [], [op.outputs[0]]
+    while pending:
+        tensor = pending.pop()
+        for consumer in tensor.consumers():
+            if consumer.type in BIAS_OPS:
+                adds.append(consumer)
+            elif consumer.type in ('Identity', 'IdentityN'):
+                # An identity's output i passes its input i through.
+                pending.extend(consumer.outputs[i] for i, x in enumerate(consumer.inputs)
+                               if x is tensor)
+    return adds
+
+
 def convolution_rows(ops):
-    """{op name: (row key, pass, FLOPs)} for the step's convolution kernels, and {row key:
-    label}. A row is one kernel shape and FLOP count: the layers of one shape (G's and D's
-    second layers at 256x256) share it."""
+    """{op name: (row key, pass, FLOPs, whether it is a call)} for the step's convolution
+    kernels, and {row key: label}. A row is one kernel shape and FLOP count: the layers of one
+    shape (G's and D's second layers at 256x256) share it."""
     attributed, labels = {}, collections.defaultdict(set)
+    scopes = collections.defaultdict(list)
     for op in ops.values():
-        if op.type not in CONVOLUTION_OPS:
+        match = SCOPE_PATTERN.match(op.name)
+        if match:
+            scopes[(match.group(1), match.group(2))].append(op)
+    for (_, scope), scope_ops in scopes.items():
+        call = next((op for op in scope_ops if op.type == REWRITTEN_SCOPES[scope]), None)
+        if call is None:
+            continue
+        try:
+            key, flops, label = rewritten_convolution(call, scope_ops)
+        except (TypeError, ValueError, IndexError):
+            continue  # Shapes not static.
+        kind = ('weight_gradient' if scope == convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE
+                else pass_of(call))
+        for op in scope_ops:
+            attributed[op.name] = ((key, flops), kind, flops if op is call else 0, op is call)
+        if kind == 'forward':
+            labels[(key, flops)].add(label)
+    for op in ops.values():
+        if op.type not in CONVOLUTION_OPS or op.name in attributed:
             continue
         try:
             kernel, flops = convolution_of(op)
         except (TypeError, ValueError, IndexError):
             continue  # Not a 2-D convolution with static shapes.
         kind = pass_of(op)
-        attributed[op.name] = ((kernel, flops), kind, flops)
+        attributed[op.name] = ((kernel, flops), kind, flops, True)
         if kind == 'forward':
             labels[(kernel, flops)].add(describe(op))
+            # Grappler fuses a convolution with the bias add after it into one kernel that
+            # bears the add's name (D's last layer when its passes are TensorFlow's).
+            for add in bias_adds_after(op):
+                attributed[FUSED_PREFIX + add.name] = attributed[op.name]
     for op in ops.values():
         # The patch matrix of a matmul weight gradient belongs to the einsum that reads it.
-        if op.type == PATCHES_OP:
+        if op.type == PATCHES_OP and op.name not in attributed:
             reader = next((c for c in op.outputs[0].consumers() if c.name in attributed), None)
             if reader is not None:
-                attributed[op.name] = (attributed[reader.name][0], 'weight_gradient', 0)
+                attributed[op.name] = (attributed[reader.name][0], 'weight_gradient', 0, False)
     return attributed, {key: ' + '.join(sorted(names)) for key, names in labels.items()}
+
+
+def forward_flops(model, inputs):
+    """The convolution FLOPs of one eval-mode call of `model` on `inputs` (static shapes)."""
+    concrete = tf.function(lambda x: model(x, training=False)).get_concrete_function(inputs)
+    attributed, _ = convolution_rows(graph_ops(concrete))
+    return sum(flops for name, (_, _, flops, _) in attributed.items()
+               if not name.startswith(FUSED_PREFIX))
 
 
 def other_row(name, op_type):
@@ -235,10 +315,12 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
     running = collections.Counter()  # Seconds each row's kernels ran, overlaps not split.
     other_types = collections.Counter()
     for start, end, name, op_type in events:
+        if FUSED_OP in op_type and name not in attributed:
+            name = FUSED_PREFIX + name
         if name in attributed:
-            key, kind, op_flops = attributed[name]
+            key, kind, op_flops, is_call = attributed[name]
             row = (key, kind)
-            calls[row] += op_type != PATCHES_OP
+            calls[row] += is_call
             flops[row] += op_flops
             running[row] += end - start
         else:

@@ -1,15 +1,14 @@
 """Keras layers with one change each, used by the U-Net and the PatchGAN.
 
-Convolutions whose weight gradient is one matrix product: `Conv2D` and `Conv2DTranspose` are
-Keras' layers (same variables, same forward ops, so checkpoints and exports do not change)
-with one difference in training: the gradient with respect to the kernel is computed as
-patches(x)^T . dy, an image-patch extraction and a single matrix product, instead of
-TensorFlow's Conv2DBackpropFilter kernel. On the 2-core CPU we measure on,
-Conv2DBackpropFilter took about 40% of a 256x256 step, and was slowest on the small, wide
-layers near the U-Net bottleneck (4x4 and 8x8 maps with 512-1024 channels), where the product
-form is several times faster; the results are the same up to float rounding
-(tests/test_layers.py).
-Set `matmul_weight_gradients=False` for Keras' own gradient (the benchmark's reference does).
+Convolutions whose passes take faster forms on CPU: `Conv2D` and `Conv2DTranspose` are Keras'
+layers (same variables, so checkpoints do not change) whose training passes are computed as
+p2p_tf/nets/convolution_passes.py says: `matmul_weight_gradients` computes the gradient with
+respect to the kernel as one matrix product instead of TensorFlow's Conv2DBackpropFilter (on
+the 2-core CPU we measure on, that kernel took about 40% of a 256x256 step), and
+`fast_transposed_passes` the transposed passes on small maps as weight-stationary products.
+With both off they are Keras' own layers (the benchmark's reference); with either on the results
+are the same up to float rounding (tests/test_layers.py). Exports trace maps of unknown size, for
+which both layers use TensorFlow's own forward ops.
 
 `Dropout` draws a different mask on each replica of a tf.distribute strategy (Keras' draws the
 same one on all of them, its RNG state being mirrored); with one replica it is Keras' layer.
@@ -21,46 +20,7 @@ import threading
 import keras
 import tensorflow as tf
 
-
-def patches(images, kernel_size, stride, padding):
-    """[batch, H', W', kh * kw * C] windows of `images`, laid out as a conv kernel's
-    [kh, kw, C] and placed as a conv with this stride and padding ('SAME'/'VALID') places them."""
-    return tf.image.extract_patches(images, [1, kernel_size[0], kernel_size[1], 1],
-                                    [1, stride, stride, 1], [1, 1, 1, 1], padding)
-
-
-def conv2d(inputs, kernel, stride, padding):
-    """tf.nn.conv2d (kernel [kh, kw, C_in, C_out]) with the kernel gradient as a matmul."""
-    @tf.custom_gradient
-    def convolve(inputs, kernel):
-        def gradient(output_gradient):
-            input_gradient = tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(inputs), filter=kernel, out_backprop=output_gradient,
-                strides=[1, stride, stride, 1], padding=padding)
-            windows = patches(inputs, kernel.shape[:2], stride, padding)
-            kernel_gradient = tf.einsum('bhwp,bhwo->po', windows, output_gradient)
-            return input_gradient, tf.reshape(kernel_gradient, tf.shape(kernel))
-        return tf.nn.conv2d(inputs, kernel, stride, padding), gradient
-    # A tensor, not the variable: custom_gradient would otherwise want variable gradients.
-    return convolve(inputs, tf.convert_to_tensor(kernel))
-
-
-def conv2d_transpose(inputs, kernel, stride):
-    """tf.nn.conv2d_transpose with 'SAME' padding (kernel [kh, kw, C_out, C_in], output
-    [batch, stride H, stride W, C_out]) with the kernel gradient as a matmul."""
-    @tf.custom_gradient
-    def convolve(inputs, kernel):
-        shape = tf.shape(inputs)
-        output_shape = tf.stack([shape[0], stride * shape[1], stride * shape[2],
-                                 kernel.shape[2]])
-
-        def gradient(output_gradient):
-            input_gradient = tf.nn.conv2d(output_gradient, kernel, stride, 'SAME')
-            windows = patches(output_gradient, kernel.shape[:2], stride, 'SAME')
-            kernel_gradient = tf.einsum('bhwp,bhwi->pi', windows, inputs)
-            return input_gradient, tf.reshape(kernel_gradient, tf.shape(kernel))
-        return tf.nn.conv2d_transpose(inputs, kernel, output_shape, stride, 'SAME'), gradient
-    return convolve(inputs, tf.convert_to_tensor(kernel))
+from p2p_tf.nets import convolution_passes
 
 
 def simple(layer):
@@ -69,42 +29,50 @@ def simple(layer):
             and len(set(layer.strides)) == 1 and getattr(layer, 'groups', 1) == 1)
 
 
-@keras.saving.register_keras_serializable('p2p_tf')
-class Conv2D(keras.layers.Conv2D):
-    """keras.layers.Conv2D with the kernel gradient as a matmul (see the module docstring)."""
+class FastPasses:
+    """The two pass settings of a convolution layer (convolution_passes' module docstring)."""
 
-    def __init__(self, *args, matmul_weight_gradients=True, **kwargs):
+    def __init__(self, *args, matmul_weight_gradients=True, fast_transposed_passes=False,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.matmul_weight_gradients = matmul_weight_gradients
+        self.fast_transposed_passes = fast_transposed_passes
 
-    def convolution_op(self, inputs, kernel):
-        if not (self.matmul_weight_gradients and simple(self)):
-            return super().convolution_op(inputs, kernel)
-        return conv2d(inputs, kernel, self.strides[0], self.padding.upper())
+    def pass_settings(self):
+        return dict(matmul_weight_gradients=self.matmul_weight_gradients,
+                    fast_transposed_passes=self.fast_transposed_passes)
+
+    def any_fast_pass(self):
+        return (self.matmul_weight_gradients or self.fast_transposed_passes) and simple(self)
 
     def get_config(self):
-        return dict(super().get_config(), matmul_weight_gradients=self.matmul_weight_gradients)
+        return dict(super().get_config(), **self.pass_settings())
 
 
 @keras.saving.register_keras_serializable('p2p_tf')
-class Conv2DTranspose(keras.layers.Conv2DTranspose):
-    """keras.layers.Conv2DTranspose with the kernel gradient as a matmul (module docstring)."""
+class Conv2D(FastPasses, keras.layers.Conv2D):
+    """keras.layers.Conv2D with its passes in the forms the settings pick (module docstring)."""
 
-    def __init__(self, *args, matmul_weight_gradients=True, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.matmul_weight_gradients = matmul_weight_gradients
+    def convolution_op(self, inputs, kernel):
+        if not self.any_fast_pass():
+            return super().convolution_op(inputs, kernel)
+        return convolution_passes.conv2d(inputs, kernel, self.strides[0], self.padding.upper(),
+                                         **self.pass_settings())
+
+
+@keras.saving.register_keras_serializable('p2p_tf')
+class Conv2DTranspose(FastPasses, keras.layers.Conv2DTranspose):
+    """keras.layers.Conv2DTranspose with its passes in the forms the settings pick."""
 
     def call(self, inputs):
-        if not (self.matmul_weight_gradients and simple(self) and self.padding == 'same'
+        if not (self.any_fast_pass() and self.padding == 'same'
                 and self.output_padding is None):
             return super().call(inputs)
-        outputs = conv2d_transpose(inputs, self.kernel, self.strides[0])
+        outputs = convolution_passes.conv2d_transpose(inputs, self.kernel, self.strides[0],
+                                                      **self.pass_settings())
         if self.use_bias:
             outputs = outputs + self.bias
         return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return dict(super().get_config(), matmul_weight_gradients=self.matmul_weight_gradients)
 
 
 # Set by stateful_dropout(): Dropout then draws from TensorFlow's stateful random op.

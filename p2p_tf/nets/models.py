@@ -7,8 +7,9 @@ Both networks take images of any height and width (multiples of 2**depth for the
 `dtype` is a Keras dtype policy ('float32', 'mixed_bfloat16', 'mixed_float16'): with a mixed
 policy, weights stay float32 and layers compute in 16 bits, except the output layers, which
 compute in float32 so that images, logits and losses stay float32 (p2p_tf/training/performance.py
-picks the policy). `matmul_weight_gradients` picks how convolutions compute their kernel gradients
-in training (p2p_tf/nets/layers.py); it changes no variable and no forward computation.
+picks the policy). `matmul_weight_gradients` and `fast_transposed_passes` pick how convolutions
+compute their passes in training (p2p_tf/nets/convolution_passes.py); they change no variable and
+no result beyond float rounding.
 `synchronized_batch_norm` makes BatchNorm's training-mode statistics those of the global batch
 of all replicas of a tf.distribute strategy (p2p_tf/training/distribution.py); it changes no
 variable either, so checkpoints of networks built with and without it are interchangeable.
@@ -50,14 +51,16 @@ def normalization(norm='batch', dtype=None, synchronized=False):
 
 
 def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
-               matmul_weight_gradients=True, synchronized_batch_norm=False, norm='batch'):
+               matmul_weight_gradients=True, synchronized_batch_norm=False, norm='batch',
+               fast_transposed_passes=False):
     """Conv (stride 2) -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
     block = keras.Sequential()
     # No bias, as in the tutorial and the authors' encoder: BatchNorm's beta takes its place.
     # (A biased conv + LeakyReLU also trips a TensorFlow graph-rewrite error on CPU.)
     block.add(layers.Conv2D(filters, size, strides=strides, padding='same',
                             kernel_initializer=conv_initializer(), use_bias=False, dtype=dtype,
-                            matmul_weight_gradients=matmul_weight_gradients))
+                            matmul_weight_gradients=matmul_weight_gradients,
+                            fast_transposed_passes=fast_transposed_passes))
     if apply_norm:
         block.add(normalization(norm, dtype, synchronized_batch_norm))
     block.add(keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype))
@@ -72,27 +75,27 @@ def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
 UPSAMPLE_INTERPOLATIONS = {'resize_conv': 'nearest', 'resize_conv_bilinear': 'bilinear'}
 
 
-def upsampling_layers(filters, size, upsample, dtype, matmul_weight_gradients, **conv_options):
-    """The layers that double H and W with `filters` outputs (config.UPSAMPLINGS)."""
+def upsampling_layers(filters, size, upsample, dtype, **conv_options):
+    """The layers that double H and W with `filters` outputs (config.UPSAMPLINGS);
+    conv_options: the convolution's (pass settings, bias, activation)."""
     if upsample == 'transpose':
         return [layers.Conv2DTranspose(filters, size, strides=2, padding='same',
                                        kernel_initializer=conv_initializer(), dtype=dtype,
-                                       matmul_weight_gradients=matmul_weight_gradients,
                                        **conv_options)]
     return [layers.Upsample2x(UPSAMPLE_INTERPOLATIONS[upsample], dtype=dtype),
             layers.Conv2D(filters, 3, padding='same', kernel_initializer=conv_initializer(),
-                          dtype=dtype, matmul_weight_gradients=matmul_weight_gradients,
-                          **conv_options)]
+                          dtype=dtype, **conv_options)]
 
 
 def upsample(filters, size, apply_dropout=False, dropout_rate=0.5, dtype=None,
              matmul_weight_gradients=True, synchronized_batch_norm=False, norm='batch',
-             upsampling='transpose'):
+             upsampling='transpose', fast_transposed_passes=False):
     """Transposed conv (stride 2) -> BatchNorm -> Dropout (optional) -> ReLU: doubles H and W
     (upsampling: one of config.UPSAMPLINGS)."""
     block = keras.Sequential()
-    for layer in upsampling_layers(filters, size, upsampling, dtype, matmul_weight_gradients,
-                                   use_bias=False):
+    for layer in upsampling_layers(filters, size, upsampling, dtype, use_bias=False,
+                                   matmul_weight_gradients=matmul_weight_gradients,
+                                   fast_transposed_passes=fast_transposed_passes):
         block.add(layer)
     block.add(normalization(norm, dtype, synchronized_batch_norm))
     if apply_dropout:
@@ -108,7 +111,8 @@ def encoder_filters(depth, base_filters=64):
 
 def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64,
                    dropout_rate=0.5, dtype=None, matmul_weight_gradients=True,
-                   synchronized_batch_norm=False, norm='batch', upsampling='transpose'):
+                   synchronized_batch_norm=False, norm='batch', upsampling='transpose',
+                   fast_transposed_passes=False):
     """The paper's U-Net: [batch, H, W, input_channels] in [-1, 1] -> [batch, H, W, output_channels]
     in [-1, 1] (tanh). H and W must be multiples of 2**depth; depth 8 is the paper's 256x256 net.
 
@@ -119,8 +123,10 @@ def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64
     # Paper appendix 6.1: no BatchNorm on the first encoder layer. Nor on the 1x1 bottleneck
     # (the authors' code; the tutorial keeps it): with batch size 1 a training-mode BatchNorm of a
     # single value outputs its beta, so the bottleneck would carry no information.
-    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients,
-                   synchronized_batch_norm=synchronized_batch_norm, norm=norm)
+    passes = dict(matmul_weight_gradients=matmul_weight_gradients,
+                  fast_transposed_passes=fast_transposed_passes)
+    options = dict(dtype=dtype, synchronized_batch_norm=synchronized_batch_norm, norm=norm,
+                   **passes)
     down_stack = [downsample(f, 4, apply_norm=0 < i < depth - 1, **options)
                   for i, f in enumerate(filters)]
     # Dropout (rate 0.5) on the first three decoder layers (paper Sec. 3.2, appendix 6.1.1).
@@ -128,7 +134,7 @@ def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64
                          upsampling=upsampling, **options)
                 for i, f in enumerate(reversed(filters[:-1]))]
     last_layers = upsampling_layers(output_channels, 4, upsampling, output_dtype(dtype),
-                                    matmul_weight_gradients, activation='tanh')
+                                    activation='tanh', **passes)
     last = last_layers[0] if len(last_layers) == 1 else keras.Sequential(last_layers)
 
     inputs = keras.Input(shape=[None, None, input_channels], name='input_image')
@@ -151,7 +157,7 @@ def pair_inputs(input_channels, target_channels):
 def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, base_filters=64,
                            dtype=None, matmul_weight_gradients=True,
                            synchronized_batch_norm=False, norm='batch', features=False,
-                           name='patchgan_discriminator'):
+                           name='patchgan_discriminator', fast_transposed_passes=False):
     """PatchGAN on the (input, target) pair: two [batch, H, W, C] images in [-1, 1] -> logits
     [batch, H', W', 1], one per overlapping patch; features=True: [the activations of each
     layer before the last, ..., logits] (for the feature-matching loss).
@@ -160,8 +166,10 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
     142 (4) and 286 (5); num_layers=0 is the paper's 1x1 PixelGAN.
     """
     input_image, target_image = pair_inputs(input_channels, target_channels)
-    options = dict(dtype=dtype, matmul_weight_gradients=matmul_weight_gradients,
-                   synchronized_batch_norm=synchronized_batch_norm, norm=norm)
+    passes = dict(matmul_weight_gradients=matmul_weight_gradients,
+                  fast_transposed_passes=fast_transposed_passes)
+    options = dict(dtype=dtype, synchronized_batch_norm=synchronized_batch_norm, norm=norm,
+                   **passes)
     x = keras.layers.Concatenate(dtype=dtype)([input_image, target_image])
     activations = []
     if num_layers == 0:
@@ -170,8 +178,7 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
         x = downsample(base_filters * 2, 1, strides=1, **options)(x)
         activations.append(x)
         logits = layers.Conv2D(1, 1, kernel_initializer=conv_initializer(),
-                               dtype=output_dtype(dtype),
-                               matmul_weight_gradients=matmul_weight_gradients)(x)
+                               dtype=output_dtype(dtype), **passes)(x)
     else:
         # C64 (no BatchNorm, paper appendix 6.1.2)-C128-C256-..., each halving the size.
         for i in range(num_layers):
@@ -182,14 +189,13 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
         x = keras.layers.ZeroPadding2D(dtype=dtype)(x)
         x = layers.Conv2D(base_filters * min(2 ** num_layers, 8), 4,
                           kernel_initializer=conv_initializer(), use_bias=False, dtype=dtype,
-                          matmul_weight_gradients=matmul_weight_gradients)(x)
+                          **passes)(x)
         x = normalization(norm, dtype, synchronized_batch_norm)(x)
         x = keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype)(x)
         activations.append(x)
         x = keras.layers.ZeroPadding2D(dtype=dtype)(x)
         logits = layers.Conv2D(1, 4, kernel_initializer=conv_initializer(),
-                               dtype=output_dtype(dtype),
-                               matmul_weight_gradients=matmul_weight_gradients)(x)
+                               dtype=output_dtype(dtype), **passes)(x)
     return keras.Model(inputs=[input_image, target_image],
                        outputs=activations + [logits] if features else logits, name=name)
 
@@ -251,7 +257,7 @@ def output_dtype(dtype):
 
 def generator_from_config(config, **options):
     """The U-Net a resolved config describes (its depth follows config.image_size); options:
-    dtype, matmul_weight_gradients, synchronized_batch_norm."""
+    dtype, matmul_weight_gradients, fast_transposed_passes, synchronized_batch_norm."""
     return unet_generator(
         depth=image_sizes.unet_depth(config.image_size), input_channels=config.input_channels,
         output_channels=config.output_channels, base_filters=config.generator_filters,
@@ -273,26 +279,34 @@ def discriminator_from_config(config, **options):
     return multiscale_discriminator(config.num_discriminators, **architecture)
 
 
-def fold_batch_norm(generator):
+def fold_batch_norm(generator, fast_transposed_passes=False):
     """A copy of `generator` for eval-mode inference, with each BatchNorm folded into the
     convolution before it and Dropout left out: w' = w * s, b' = beta - mean * s with
     s = gamma / sqrt(variance + epsilon), per output channel. Its call (any `training`)
     equals generator(x, training=False) up to float rounding, with two fewer element-wise
-    passes over each activation map."""
+    passes over each activation map. fast_transposed_passes: the copy's transposed
+    convolutions compute in the weight-stationary form on small maps, chosen at run time for
+    maps of unknown size (p2p_tf/nets/convolution_passes.py)."""
     folded_blocks = []  # (original layer, its copy, the BatchNorm folded away or None)
     convolutions = (keras.layers.Conv2D, keras.layers.Conv2DTranspose)
+
+    def copy_config(layer, **changes):
+        config = dict(layer.get_config(), **changes)
+        if fast_transposed_passes and isinstance(layer, layers.Conv2DTranspose):
+            config['fast_transposed_passes'] = True
+        return config
 
     def fold(layer):
         norms = [sub for sub in getattr(layer, 'layers', [])
                  if isinstance(sub, keras.layers.BatchNormalization)]
         if not isinstance(layer, keras.Sequential) or not norms:
-            clone = layer.__class__.from_config(layer.get_config())
+            clone = layer.__class__.from_config(copy_config(layer))
             folded_blocks.append((layer, clone, None))
             return clone
         # The block without BatchNorm and Dropout, its convolution given the folded bias (a
         # resize-conv block keeps its resize in front).
         block = keras.Sequential([
-            sub.__class__.from_config(dict(sub.get_config(), use_bias=True)
+            sub.__class__.from_config(copy_config(sub, use_bias=True)
                                       if isinstance(sub, convolutions) else sub.get_config())
             for sub in layer.layers
             if not isinstance(sub, (keras.layers.BatchNormalization, keras.layers.Dropout))])

@@ -70,13 +70,16 @@ def translation_function(generator, multiple, mode):
     return lambda images: generation.generate_any_size(generator, images, multiple, mode)
 
 
-def export_archive(generator, metadata, fixed_size=None):
+def export_archive(generator, metadata, fixed_size=None, fast_transposed_passes=False):
     """The Keras ExportArchive of the three signatures (see the module docstring). With
-    `fixed_size` (a number or 'HxW'), the image signatures take [1, H, W, C_in] only."""
+    `fixed_size` (a number or 'HxW'), the image signatures take [1, H, W, C_in] only.
+    fast_transposed_passes: in eval mode, the transposed convolutions of small maps compute
+    as weight-stationary products, picked at run time by the map's size
+    (p2p_tf/nets/convolution_passes.py)."""
     if metadata['mode'] == 'eval':
         # Eval mode uses BatchNorm's moving averages, constants at serving time: folded into
         # the convolutions they follow, they cost nothing per image.
-        generator = models.fold_batch_norm(generator)
+        generator = models.fold_batch_norm(generator, fast_transposed_passes)
     translate = translation_function(generator, metadata['multiple'], metadata['mode'])
     input_channels = metadata['input_channels']
     shape = [1, *image_sizes.parse_size(fixed_size)] if fixed_size else [None, None, None]
@@ -133,15 +136,17 @@ def read_metadata(export_dir):
     raise UserError(f'no {os.path.basename(METADATA_PATH)} in {export_dir}: is it an export?')
 
 
-def write_saved_model(generator, metadata, path, fixed_size=None):
-    """Writes the SavedModel of `generator` with its metadata into the new folder `path`."""
+def write_saved_model(generator, metadata, path, fixed_size=None, fast_transposed_passes=False):
+    """Writes the SavedModel of `generator` with its metadata into the new folder `path`
+    (fast_transposed_passes as for export_archive)."""
     # TensorFlow logs "Assets written to" the staging folder at INFO even with verbose=False;
     # the commands hide INFO, library callers (notebooks) would see the wrong path.
     logger = tf.get_logger()
     level = logger.level
     logger.setLevel('WARNING')
     try:
-        export_archive(generator, metadata, fixed_size).write_out(path, verbose=False)
+        export_archive(generator, metadata, fixed_size,
+                       fast_transposed_passes).write_out(path, verbose=False)
     finally:
         logger.setLevel(level)
     write_metadata(metadata, os.path.join(path, METADATA_PATH))
@@ -203,8 +208,12 @@ def export_saved_model(workdir: str, export_dir: str, mode: str = 'eval',
     `generation.generate` does, without changing the stored averages.
     """
     generator, metadata = load_for_export(workdir, export_dir, mode, checkpoint, overwrite)
-    return write_atomically(export_dir, overwrite,
-                            lambda path: write_saved_model(generator, metadata, path))
+    # The SavedModel serves any size on the machine that loads it, so its eval mode holds
+    # both forms of the small-map transposed convolutions and picks at run time. The
+    # SavedModels that TFLite and ONNX convert from keep TensorFlow's op, which their
+    # runtimes implement themselves.
+    return write_atomically(export_dir, overwrite, lambda path: write_saved_model(
+        generator, metadata, path, fast_transposed_passes=True))
 
 
 def convert_to_tflite(saved_model_dir, quantization):

@@ -194,7 +194,7 @@ def resolve_run(config: ml_collections.ConfigDict,
     """The one resolve of a training run's config: config.resolve (dataset facts and checks,
     no TensorFlow), then the settings that depend on the strategy and the machine: the global
     batch checked, sync_batch_norm 'on' or 'off', precision (bfloat16 on TPUs when left to
-    auto), xla and matmul_weight_gradients. Returns a new ConfigDict; a resolved config
+    auto), xla and the convolution pass settings. Returns a new ConfigDict; a resolved config
     resolves to an equal one."""
     config = config_lib.resolve(config)
     batch = per_replica_batch(config.batch_size, strategy)
@@ -206,8 +206,9 @@ def resolve_run(config: ml_collections.ConfigDict,
     config.precision = performance.choose_precision(config.precision)
     config.xla = performance.choose_xla(config.xla)
     tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-    config.matmul_weight_gradients = performance.choose_matmul_weight_gradients(
-        config.matmul_weight_gradients, accelerator=True if tpu else None)
+    for name in performance.CONVOLUTION_PASS_FIELDS:
+        config[name] = performance.choose_convolution_passes(
+            config[name], accelerator=True if tpu else None)
     return config
 
 

@@ -12,10 +12,11 @@ GPU choices follow common practice and are not yet measured by the project.
 `config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
 ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass
 over the 57 million weights and moments instead of several.
-`config.matmul_weight_gradients` (default auto) is the fourth setting; its code lives with the
-layers it changes (p2p_tf/nets/layers.py). auto: on for CPUs, where the matmul form measured
-faster (docs/speed.md); off for GPUs and TPUs, where cuDNN's and XLA's own kernels are the
-standard path and the project has not measured it.
+`config.matmul_weight_gradients` and `config.fast_transposed_passes` (default auto) pick how
+convolutions compute their passes; their code lives with the layers they change
+(p2p_tf/nets/convolution_passes.py). auto: on for CPUs, where each form measured faster
+(docs/speed.md); off for GPUs and TPUs, where cuDNN's and XLA's own kernels are the standard
+path and the project has not measured them.
 """
 
 import functools
@@ -64,7 +65,11 @@ def choose_xla(setting):
     return 'on' if has_gpu() else 'off'
 
 
-def choose_matmul_weight_gradients(setting, accelerator=None):
+# The config fields of the convolution pass settings, each 'auto', 'on' or 'off'.
+CONVOLUTION_PASS_FIELDS = ('matmul_weight_gradients', 'fast_transposed_passes')
+
+
+def choose_convolution_passes(setting, accelerator=None):
     """'auto', 'on' or 'off' -> 'on' or 'off'; accelerator: whether the run is on GPUs or
     TPUs (default: whether this machine has a GPU)."""
     if setting != AUTO:

@@ -61,7 +61,7 @@ class Trainer:
     def __init__(self, config, total_steps, decay_steps=0, strategy=None):
         self.strategy = strategy or tf.distribute.get_strategy()
         unresolved = [name for name in ('precision', 'xla', 'sync_batch_norm',
-                                        'matmul_weight_gradients')
+                                        'matmul_weight_gradients', 'fast_transposed_passes')
                       if config[name] == config_lib.AUTO]
         if unresolved:
             raise ValueError(f'Trainer needs a config resolved for its strategy '
@@ -72,6 +72,7 @@ class Trainer:
         with self.strategy.scope():
             options = dict(dtype=self.precision,
                            matmul_weight_gradients=config.matmul_weight_gradients == 'on',
+                           fast_transposed_passes=config.fast_transposed_passes == 'on',
                            synchronized_batch_norm=config.sync_batch_norm == 'on')
             self.generator = models.generator_from_config(config, **options)
             self.discriminator = models.discriminator_from_config(config, **options)
