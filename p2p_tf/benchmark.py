@@ -4,10 +4,9 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
 - training images/s at --image_size and --batch_size on synthetic tensors, for each variant in
   --variants: `reference` is the TensorFlow tutorial's plain float32 step (same networks,
   losses and optimizer, no speed options); `fast` is the project's defaults
-  (p2p_tf/training/performance.py);
-  `bfloat16`, `float16` and `xla` are `fast` with that one setting forced, and
-  `tf_weight_gradients` and `tf_transposed_passes` `fast` with that convolution pass in
-  TensorFlow's own form (matmul_weight_gradients or fast_transposed_passes off);
+  (p2p_tf/training/performance.py); `float32`, `bfloat16`, `float16` and `xla` are `fast` with
+  that one setting forced, and `tf_weight_gradients` and `tf_transposed_passes` `fast` with
+  that pass in TensorFlow's form (matmul_weight_gradients or fast_transposed_passes off);
 - the rate of `fast` through the real step loop (progress, losses fetched every log_every
   steps, summaries), as a ratio to its bare steps;
 - the end-to-end training rate of `fast` reading real data through the input pipeline;
@@ -18,18 +17,16 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
 - the peak resident memory of each measurement;
 - with `--sections=profile` (not run by default: minutes), where the step's time goes: the
   float32 matmul peak of this machine, then for each of --profile_variants (default
-  `reference` and `fast`) the time, GFLOP/s and
-  fraction of that peak of every convolution pass of G and D, the non-matrix work, and the
-  step's overall fraction of the peak (p2p_tf/experiments/speed_profile.py);
+  `reference` and `fast`) the time, GFLOP/s and fraction of that peak of every convolution
+  pass of G and D, the non-matrix work, and the step's overall fraction of the peak;
 - with `--sections=quality` (not run by default: minutes), whether the fast settings train like
   the reference: the first --quality_steps steps on the real data at --quality_size, reference
   and fast from the same seed, and the reference from another seed as the yardstick. The mean L1
   and discriminator losses over each --quality_window steps are compared; the fast run passes
   when it stays as close to the reference as a reseeded reference does.
 
-Each measurement runs in its own Python process, so its peak memory is its own, and every speed
-figure is also given as a ratio to the reference measured in the same run. Speeds are medians
-over --windows timed windows after warm-up steps. Timings are never checked by the tests.
+Each measurement runs in its own Python process (its peak memory is its own); every speed is
+also a ratio to the reference measured in the same run, a median over --windows timed windows.
 """
 
 import json

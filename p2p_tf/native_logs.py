@@ -16,12 +16,14 @@ import sys
 import threading
 
 VERBOSE_ENV = 'P2P_TF_VERBOSE'
-# The start-up chatter of TensorFlow's CUDA stubs and CPU feature checks, and absl's note
-# that precedes it; nothing else.
+# The start-up chatter of TensorFlow's CUDA stubs and CPU feature checks, its notice that
+# oneDNN is on (by default on CPUs with AVX-512 VNNI or newer), and absl's note that precedes
+# them; nothing else.
 STARTUP_NOISE = re.compile(
     r'(WARNING: All log messages before absl::InitializeLog\(\) is called are written to '
-    r'STDERR|[IWE]\d{4} [\d:.]+ +\d+ (cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics'
-    r'|cuda_fft|cuda_dnn|cuda_blas|cpu_feature_guard)\.cc:\d+\] .*)\n?')
+    r'STDERR|[IWE]\d{4} [\d:.]+ +\d+ ((cudart_stub|cuda_platform|cuda_executor|cuda_diagnostics'
+    r'|cuda_fft|cuda_dnn|cuda_blas|cpu_feature_guard)\.cc:\d+\] .*'
+    r'|port\.cc:\d+\] oneDNN custom operations are on\. .*))\n?')
 
 _real_stderr = None  # A descriptor of the real stderr while the filter runs.
 

@@ -190,8 +190,12 @@ def test_the_noise_filter_drops_only_tensorflows_start_up_lines():
         'I0000 00:00:1796123542.599981   10477 cudart_stub.cc:31] Could not find cuda drivers on '
         'your machine, GPU will not be used.\n',
         'E0000 00:00:1796123545.554157   10477 cuda_platform.cc:52] failed call to cuInit: '
-        'INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n']
+        'INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)\n',
+        'I0000 00:00:1796180317.442025   10492 port.cc:153] oneDNN custom operations are on. '
+        'You may see slightly different numerical results due to floating-point round-off '
+        'errors from different computation orders.\n']
     kept = ['E0000 00:00:1796123545.554157   10477 op_kernel.cc:1830] OP_REQUIRES failed\n',
+            'W0000 00:00:1796180317.442025   10492 port.cc:160] some other port message\n',
             'warning: skipping x.jpg: cannot read it\n', 'Traceback (most recent call last):\n']
     assert all(native_logs.STARTUP_NOISE.fullmatch(line) for line in noise)
     assert not any(native_logs.STARTUP_NOISE.fullmatch(line) for line in kept)

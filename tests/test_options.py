@@ -63,6 +63,16 @@ def test_feature_matching_equals_its_hand_computed_value_and_leaves_real_feature
                                         gan_weight=0.0, feature_matching_loss=loss,
                                         feature_matching_weight=10.0)
     assert total.numpy() == pytest.approx(67.5)
+    # Under mixed precision D's activations are bfloat16: the loss is still float32 and adds
+    # to the float32 total (these values are exact in bfloat16).
+    low = [[tf.cast(t, tf.bfloat16) for t in scale] for scale in real]
+    mixed = losses.feature_matching(low, [[tf.cast(t, tf.bfloat16) for t in scale]
+                                          for scale in fake])
+    assert mixed.dtype == tf.float32 and mixed.numpy() == pytest.approx(6.75)
+    total, _, _ = losses.generator_loss(FAKE, tf.zeros([1]), tf.zeros([1]), l1_weight=0.0,
+                                        gan_weight=0.0, feature_matching_loss=mixed,
+                                        feature_matching_weight=10.0)
+    assert total.numpy() == pytest.approx(67.5)
 
 
 def test_a_multiscale_discriminator_judges_three_resolutions():
@@ -120,7 +130,8 @@ def test_instance_norm_keeps_the_examples_of_a_batch_apart(norm, mixes):
 
 def one_step(update_order, x, y):
     keras.utils.set_random_seed(0)
-    trainer = Trainer(trainer_config(dropout_rate=0.0, fused_adam=False,
+    # float32, as the step by hand below (auto picks bfloat16 on CPUs that have it).
+    trainer = Trainer(trainer_config(dropout_rate=0.0, fused_adam=False, precision='float32',
                                      update_order=update_order), 10)
     before = trainer.generator.get_weights(), trainer.discriminator.get_weights()
     trainer.train_step(x, y)

@@ -58,8 +58,11 @@ def feature_matching(real_features, fake_features):
     D_k(generated)|, averaged over scales. real_features, fake_features: [[activations of each
     layer] of each scale]; the real pairs' activations are constants (no gradient to D)."""
     def scale_loss(real, fake):
+        # In float32: under mixed precision D's activations are bfloat16 or float16.
         return 4.0 / len(real) * tf.add_n([
-            tf.reduce_mean(tf.abs(tf.stop_gradient(r) - f)) for r, f in zip(real, fake)])
+            tf.reduce_mean(tf.abs(tf.cast(tf.stop_gradient(r), tf.float32)
+                                  - tf.cast(f, tf.float32)))
+            for r, f in zip(real, fake)])
     return scale_mean(scale_loss, [tuple(f) for f in real_features],
                       [tuple(f) for f in fake_features])
 
