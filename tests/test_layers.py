@@ -14,6 +14,13 @@ PASS_SETTINGS = [(True, False), (False, True), (True, True)]
 PASS_IDS = ['matmul-weights', 'fast-transposed', 'both']
 
 
+@pytest.fixture(autouse=True)
+def products_on_every_cpu(monkeypatch):
+    """The forms under test on every machine: on one where TensorFlow runs oneDNN's kernels
+    the narrowest layers' weight gradients would otherwise stay TensorFlow's."""
+    monkeypatch.setattr(convolution_passes, 'onednn_kernels', lambda: False)
+
+
 def gradients(layer, inputs, output_gradient):
     with tf.GradientTape() as tape:
         tape.watch(inputs)
@@ -116,6 +123,28 @@ def test_maps_of_unknown_size_pick_the_form_at_run_time(size, small):
     # The same rule on static shapes: the weight-stationary form holds the only MatMul.
     run_graph = tf.function(ours).get_concrete_function(inputs).graph
     assert ('MatMul' in {op.type for op in run_graph.get_operations()}) == small
+
+
+@pytest.mark.parametrize('channels, filters, tensorflows', [
+    (3, 16, True), (6, 16, True), (16, 1, True), (16, 16, False)],
+    ids=['3-inputs', '6-inputs', '1-output', 'wide'])
+def test_with_onednn_the_narrowest_weight_gradients_stay_tensorflows(monkeypatch, channels,
+                                                                     filters, tensorflows):
+    monkeypatch.setattr(convolution_passes, 'onednn_kernels', lambda: True)
+    stride, padding = (1, 'valid') if filters == 1 else (2, 'same')
+    options = dict(filters=filters, kernel_size=4, strides=stride, padding=padding)
+    theirs, ours = twin_layers(keras.layers.Conv2D, layers.Conv2D, (True, True), **options)
+    inputs = tf.random.normal([1, 8, 8, channels], seed=3)
+    theirs(inputs), ours(inputs)
+    ours.set_weights(theirs.get_weights())
+    output_gradient = tf.random.normal(theirs.compute_output_shape(inputs.shape), seed=4)
+    graph = tf.function(gradients).get_concrete_function(ours, inputs, output_gradient).graph
+    types = {op.type for op in graph.get_operations()}
+    assert ('Conv2DBackpropFilter' in types) == tensorflows
+    assert ('Einsum' in types) == (not tensorflows)
+    for expected, actual in zip(gradients(theirs, inputs, output_gradient),
+                                gradients(ours, inputs, output_gradient)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_switching_matmul_gradients_off_gives_keras_own_layers_results():

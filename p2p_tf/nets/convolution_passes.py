@@ -9,7 +9,8 @@ pick the forms (p2p_tf/training/performance.py chooses them for the hardware):
 - `matmul_weight_gradients`: the kernel gradient as patches(x)^T . dy, an image-patch
   extraction and one matrix product, instead of Conv2DBackpropFilter, which is slowest on the
   small, wide layers near the U-Net's bottleneck (for a stride-1 layer with few outputs, the
-  windows along the width only and one product per kernel row).
+  windows along the width only and one product per kernel row). Where TensorFlow runs
+  oneDNN's kernels, their weight gradient stays for the narrowest layers, where it is faster.
 - `fast_transposed_passes`:
   - on small maps (a kernel with more weights than SMALL_MAP_RATIO times the values of the
     map it is applied to: the U-Net's 1x1 to 16x16 maps of 512-1024 channels), a 4x4 stride-2
@@ -30,6 +31,8 @@ rewritten pass are placed in a name scope (the *_SCOPE names below) so that
 the speed profile attributes them to their layer (p2p_tf/experiments/speed_profile.py).
 """
 
+import functools
+
 import tensorflow as tf
 
 # A transposed pass is computed weight-stationary when its kernel holds more than this many
@@ -41,6 +44,11 @@ SMALL_MAP_RATIO = 4
 # A stride-1 convolution with at most this many outputs gets narrow_weight_gradient: for the
 # PatchGAN's 512 -> 1 layer at 30x30 it measured 10 ms against 29 ms with the full patches.
 NARROW_OUTPUT_CHANNELS = 8
+# Where TensorFlow runs oneDNN's kernels (by default on x86 CPUs with AVX-512 VNNI or newer),
+# their weight gradient beats a matrix product whose patches or outputs are this narrow: the
+# first layers of G and D (3 and 6 input channels) and D's 512 -> 1 layer measured 0.7, 2.3 and
+# 2.3 ms per step there against 3.3, 4.5 and 6.7 as products (256x256, float32).
+ONEDNN_NARROW_CHANNELS = 8
 WEIGHT_STATIONARY_SCOPE = 'weight_stationary_transposed_conv'
 FLIPPED_CONV_SCOPE = 'input_gradient_as_conv'
 NARROW_WEIGHT_GRADIENT_SCOPE = 'narrow_weight_gradient'
@@ -144,6 +152,23 @@ def flipped_conv_input_gradient(output_gradient, kernel):
         return tf.nn.conv2d(padded, flipped, 1, 'VALID')
 
 
+@functools.cache
+def onednn_kernels():
+    """Whether this process runs TensorFlow's oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS, or
+    TensorFlow's default for this CPU). TensorFlow has no public call for it."""
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return False
+
+
+def tensorflows_weight_gradient_is_faster(kernel):
+    """Whether a convolution's kernel gradient is left to TensorFlow under
+    matmul_weight_gradients: with oneDNN's kernels, for layers this narrow."""
+    return onednn_kernels() and min(kernel.shape[2], kernel.shape[3]) <= ONEDNN_NARROW_CHANNELS
+
+
 def narrow(inputs, kernel, stride, padding):
     """Whether a convolution's kernel gradient takes narrow_weight_gradient's form."""
     return (stride == 1 and padding == 'VALID' and fully_known(inputs, kernel)
@@ -171,9 +196,11 @@ def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
         def gradient(output_gradient):
             input_gradient = conv2d_input_gradient(inputs, kernel, output_gradient, stride,
                                                    padding, fast_transposed_passes)
-            if matmul_weight_gradients and narrow(inputs, kernel, stride, padding):
+            tensorflows = (not matmul_weight_gradients
+                           or tensorflows_weight_gradient_is_faster(kernel))
+            if not tensorflows and narrow(inputs, kernel, stride, padding):
                 kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
-            elif matmul_weight_gradients:
+            elif not tensorflows:
                 windows = patches(inputs, kernel.shape[:2], stride, padding)
                 kernel_gradient = tf.reshape(
                     tf.einsum('bhwp,bhwo->po', windows, output_gradient), tf.shape(kernel))
