@@ -7,26 +7,20 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
   (p2p_tf/training/performance.py); `float32`, `bfloat16`, `float16` and `xla` are `fast` with
   that one setting forced, and `tf_weight_gradients` and `tf_transposed_passes` `fast` with
   that pass in TensorFlow's form (matmul_weight_gradients or fast_transposed_passes off);
-- the rate of `fast` through the real step loop (progress, losses fetched every log_every
-  steps, summaries), as a ratio to its bare steps;
-- the end-to-end training rate of `fast` reading real data through the input pipeline;
-- the input pipeline alone (decode, cache, jitter, mirroring), images/s;
-- the latency of translating one image: the tutorial-style eager `generator(x, training=True)`
-  call, the same call in a tf.function, and the exported SavedModel (`translate_float`) in
-  paper mode (the same computation) and eval mode;
-- the peak resident memory of each measurement;
-- with `--sections=profile` (not run by default: minutes), where the step's time goes: the
-  float32 matmul peak of this machine, then for each of --profile_variants (default
-  `reference` and `fast`) the time, GFLOP/s and fraction of that peak of every convolution
-  pass of G and D, the non-matrix work, and the step's overall fraction of the peak;
-- with `--sections=quality` (not run by default: minutes), whether the fast settings train like
-  the reference: the first --quality_steps steps on the real data at --quality_size, reference
-  and fast from the same seed, and the reference from another seed as the yardstick. The mean L1
-  and discriminator losses over each --quality_window steps are compared; the fast run passes
-  when it stays as close to the reference as a reseeded reference does.
-
-Each measurement runs in its own Python process (its peak memory is its own); every speed is
-also a ratio to the reference measured in the same run, a median over --windows timed windows.
+- `fast` through the real step loop, as a ratio to its bare steps; `fast` reading real data
+  through the input pipeline; the input pipeline alone (decode, cache, jitter, mirroring);
+- the latency of translating one image: the tutorial's eager `generator(x, training=True)`,
+  the same in a tf.function, and the SavedModel (`translate_float`) in paper and eval mode;
+- the peak resident memory of each measurement (each runs in its own Python process);
+- not by default: `--sections=profile` (minutes), where the step's time goes: this machine's
+  float32 matmul peak, then for each of --profile_variants the time, GFLOP/s and fraction of
+  the peak of each convolution pass of G and D, the other work, and the step's fraction;
+  `--sections=train_interleaved`, the train variants in one process, in alternating windows;
+  `--sections=quality` (minutes), whether `fast` trains like the reference: --quality_steps
+  steps on the real data at --quality_size, both from one seed, and the reference from another
+  as the yardstick; `fast` passes when its --quality_window-step means of the L1 and D losses
+  stay as close to the reference's as the reseeded reference's do.
+Speeds are medians over --windows timed windows, and ratios to the reference of the same run.
 """
 
 import json
@@ -58,8 +52,8 @@ VARIANTS = {
     'tf_transposed_passes': dict(fast_transposed_passes='off'),
 }
 SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
-            'profile')
-DEFAULT_SECTIONS = SECTIONS[:-2]
+            'profile', 'train_interleaved')
+DEFAULT_SECTIONS = SECTIONS[:-3]
 # The variants the profile sets side by side unless --profile_variants says otherwise.
 PROFILED_VARIANTS = ('reference', 'fast')
 
@@ -330,6 +324,10 @@ def run_case(case):
         result = measure_quality()
     elif case == 'profile':
         result = measure_profile()
+    elif case == 'train_interleaved':
+        from p2p_tf.experiments import interleaved_steps
+        result = interleaved_steps.measure(train_variants(), base_config, _WINDOWS.value,
+                                           _STEPS_PER_WINDOW.value, _WARMUP_STEPS.value)
     else:
         raise UserError(f'unknown case {case!r}')
     result['peak_rss_mb'] = peak_rss_mb()
@@ -347,6 +345,10 @@ def run_in_subprocess(case):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def train_variants():
+    return ['reference'] + [v for v in _VARIANTS.value if v != 'reference']
+
+
 def collect():
     """Runs every requested measurement; returns the report dict."""
     unknown = sorted(set(_VARIANTS.value + _PROFILE_VARIANTS.value) - set(VARIANTS)) + sorted(
@@ -355,10 +357,8 @@ def collect():
         raise UserError(f'unknown variant or section {unknown[0]!r}')
     results = {}
     if 'train' in _SECTIONS.value:
-        variants = ['reference'] + [v for v in _VARIANTS.value if v != 'reference']
-        results['train'] = {v: run_in_subprocess(f'train:{v}') for v in variants}
-    for section in ('train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
-                    'profile'):
+        results['train'] = {v: run_in_subprocess(f'train:{v}') for v in train_variants()}
+    for section in SECTIONS[1:]:
         if section in _SECTIONS.value:
             results[section] = run_in_subprocess(section)
     benchmark_report.add_ratios(results)

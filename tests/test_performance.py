@@ -159,7 +159,8 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     done = run_command('p2p_tf.benchmark', '--image_size=32', '--generator_filters=4',
                        '--discriminator_filters=4', '--windows=2', '--steps_per_window=1',
                        '--warmup_steps=1', f'--data_dir={shared_data}', f'--json={report_path}',
-                       '--sections=train,train_real_data,pipeline,inference,quality,profile',
+                       '--sections=train,train_real_data,pipeline,inference,quality,profile,'
+                       'train_interleaved',
                        '--quality_size=32', '--quality_steps=4', '--quality_window=2',
                        '--matmul_sizes=256', '--profile_steps=2',
                        '--profile_variants=reference,tf_transposed_passes,fast')
@@ -181,6 +182,16 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
     assert reference['speed_ratio'] == 1.0
     assert fast['speed_ratio'] == pytest.approx(
         fast['images_per_second'] / reference['images_per_second'])
+    # Side by side in one process: two windows each, the medians and their ratio.
+    interleaved = report['results']['train_interleaved']
+    assert [v for v in interleaved if v != 'peak_rss_mb'] == ['reference', 'fast']
+    for figures in (interleaved['reference'], interleaved['fast']):
+        assert len(figures['windows']) == 2 and figures['step_seconds'] == pytest.approx(
+            sum(figures['windows']) / 2)
+        assert figures['images_per_second'] == pytest.approx(1 / figures['step_seconds'])
+    assert interleaved['fast']['speed_ratio'] == pytest.approx(
+        interleaved['reference']['step_seconds'] / interleaved['fast']['step_seconds'])
+    assert 'interleaved fast' in done.stdout
     pipeline = report['results']['pipeline']
     assert pipeline['examples'] == 400 and pipeline['images_per_second'] > 0
     assert pipeline['ratio_to_training'] == pytest.approx(
@@ -221,3 +232,15 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
 def test_benchmark_rejects_an_unknown_variant(flag):
     done = run_command('p2p_tf.benchmark', flag)
     assert done.returncode == 2 and "unknown variant or section 'warp'" in done.stderr
+
+
+def test_interleaved_windows_alternate_the_order_of_the_variants():
+    from p2p_tf.experiments import interleaved_steps
+    calls = []
+    steps = {name: (lambda name=name: calls.append(name)) for name in ('a', 'b', 'c')}
+    windows = interleaved_steps.alternating_windows(steps, rounds=3, steps_per_window=2,
+                                                    warmup=1)
+    # Warm-up once each, then windows of two steps: a b c, c b a, a b c.
+    assert ''.join(calls) == 'abc' + 'aabbcc' + 'ccbbaa' + 'aabbcc'
+    assert {name: len(seconds) for name, seconds in windows.items()} == dict(a=3, b=3, c=3)
+    assert all(s >= 0 for seconds in windows.values() for s in seconds)

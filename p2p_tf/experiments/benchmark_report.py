@@ -69,6 +69,11 @@ def table(report):
         label = f"train {variant} ({figures['precision']}, xla {figures['xla']})"
         row(label[:34], f"{figures['images_per_second']:.3f} img/s",
             figures.get('speed_ratio'), figures['peak_rss_mb'])
+    interleaved = results.get('train_interleaved', {})
+    for variant, figures in interleaved.items():
+        if isinstance(figures, dict):  # Not the case's peak memory.
+            row(f'interleaved {variant}'[:34], f"{figures['images_per_second']:.3f} img/s",
+                figures['speed_ratio'], interleaved['peak_rss_mb'])
     if 'train_real_data' in results:
         figures = results['train_real_data']
         row('train fast, real data', f"{figures['images_per_second']:.3f} img/s",
