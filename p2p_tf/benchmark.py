@@ -282,30 +282,10 @@ def measure_quality():
 
 def measure_profile():
     """The matmul peak, then the traced step of each of --profile_variants, in one process."""
-    import tensorflow as tf
-
     from p2p_tf.experiments import speed_profile
-    from p2p_tf.training.trainer import Trainer
-    sizes = [int(n) for n in _MATMUL_SIZES.value]
-    peak = speed_profile.matmul_peak(sizes)
-    profiles = {}
-    for variant in _PROFILE_VARIANTS.value:
-        config = base_config(variant)
-        trainer = Trainer(config, total_steps=10 ** 9)
-        shape = [config.batch_size, config.image_size, config.image_size, 3]
-        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
-        profiles[variant] = speed_profile.profile_step(
-            trainer, inputs, targets, steps=_PROFILE_STEPS.value, warmup=_WARMUP_STEPS.value,
-            windows=_WINDOWS.value)
-        del trainer
-    # The peak measured again after the steps; the best of both holds (a shared machine is
-    # slower at times, never faster), and every fraction is of it.
-    again = speed_profile.matmul_peak(sizes)
-    peak['by_size'] = {n: max(peak['by_size'][n], again['by_size'][n]) for n in sizes}
-    peak['gflops'] = max(peak['by_size'].values())
-    for variant in _PROFILE_VARIANTS.value:
-        speed_profile.with_peak(profiles[variant], peak['gflops'])
-    return dict(peak=peak, **profiles)
+    return speed_profile.profile_variants(
+        _PROFILE_VARIANTS.value, base_config, [int(n) for n in _MATMUL_SIZES.value],
+        _PROFILE_STEPS.value, _WARMUP_STEPS.value, _WINDOWS.value)
 
 
 def run_case(case):

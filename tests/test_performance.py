@@ -163,7 +163,7 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
                        'train_interleaved',
                        '--quality_size=32', '--quality_steps=4', '--quality_window=2',
                        '--matmul_sizes=256', '--profile_steps=2',
-                       '--profile_variants=reference,tf_transposed_passes,fast')
+                       '--profile_variants=reference,tf_transposed_passes,fast,bfloat16')
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(report_path.read_text())
     assert report['settings']['image_size'] == 32
@@ -226,6 +226,16 @@ def test_benchmark_writes_its_table_and_json(tmp_path, shared_data):
         assert {row['pass'] for row in profile[variant]['rows']} == {
             'forward', 'input_gradient', 'weight_gradient'}
     assert 'float32 matmul peak' in done.stdout and 'dispatch / host' in done.stdout
+    # Each step also against the peak of the type it multiplies in: a bfloat16 step against
+    # bfloat16 products, measured in the same process; a float32 one against the float32 peak.
+    peaks = profile['peak']['by_dtype']
+    assert set(peaks) == {'float32', 'bfloat16'} and peaks['float32'] == profile['peak']['gflops']
+    for variant, dtype in (('reference', 'float32'), ('bfloat16', 'bfloat16')):
+        figures = profile[variant]
+        assert figures['compute_dtype'] == dtype
+        assert figures['fraction_of_precision_peak'] == pytest.approx(
+            figures['gflop_per_step'] / figures['step_seconds'] / peaks[dtype])
+    assert 'of the bfloat16 peak' in done.stdout
 
 
 @pytest.mark.parametrize('flag', ['--variants=fast,warp', '--profile_variants=warp'])

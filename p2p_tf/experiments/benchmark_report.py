@@ -119,14 +119,20 @@ def profile_table(profile):
     """The profile section as lines: the peak, then per variant its step and its rows."""
     peak = profile['peak']
     lines = [f"float32 matmul peak {peak['gflops']:.1f} GFLOP/s (best of "
-             + ', '.join(f'{n}: {rate:.1f}' for n, rate in peak['by_size'].items()) + ')']
+             + ', '.join(f'{n}: {rate:.1f}' for n, rate in peak['by_size'].items()) + ')'
+             + ''.join(f'; {dtype} {rate:.1f}' for dtype, rate in peak.get('by_dtype', {}).items()
+                       if dtype != 'float32')]
     for variant, figures in profile.items():
         if variant == 'peak' or not isinstance(figures, dict):
             continue  # The peak, or the case's peak memory.
         lines += ['', f"{variant}: step {figures['step_seconds'] * 1000:.0f} ms (traced "
                   f"{figures['traced_step_seconds'] * 1000:.0f} ms), "
                   f"{figures['gflop_per_step']:.1f} GFLOP of convolutions, "
-                  f"{figures['fraction_of_peak']:.0%} of the peak; the rows add up to "
+                  f"{figures['fraction_of_peak']:.0%} of the peak"
+                  + (f" ({figures['fraction_of_precision_peak']:.0%} of the "
+                     f"{figures['compute_dtype']} peak)"
+                     if figures.get('compute_dtype', 'float32') != 'float32' else '')
+                  + "; the rows add up to "
                   f"{figures['accounted_to_measured']:.0%} of the step",
                   f"  {'convolution':48} {'pass':15} {'calls':>5} {'GFLOP':>7} {'ms':>8} "
                   f"{'GFLOP/s':>8} {'of peak':>7} {'share':>6}"]

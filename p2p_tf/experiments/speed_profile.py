@@ -1,8 +1,8 @@
 """Where a training step's time goes, against what this machine's matrix units can do: what
 `python -m p2p_tf.benchmark --sections=profile` measures (docs/speed.md#profile).
 
-- `matmul_peak`: the float32 matrix-product rate of this process, the best of a few runs of
-  square products from 1024 to 4096.
+- `matmul_peak`: the matrix-product rate of this process (float32, or the 16-bit type a mixed
+  precision step computes in), the best of a few runs of square products from 1024 to 4096.
 - `profile_step`: a few train steps of a Trainer, traced by TensorFlow's profiler. Every
   kernel that ran is attributed to a row: each convolution's forward pass, input gradient and
   weight gradient, with its FLOPs from the static shapes of the step's graph, or one of the
@@ -55,11 +55,11 @@ OTHER_ROW = 'losses and other element-wise'
 IDLE_ROW = 'dispatch / host (no kernel running)'
 
 
-def matmul_peak(sizes=MATRIX_SIZES, repeats=5):
-    """{'gflops': best float32 GFLOP/s, 'by_size': {n: best at n x n}}."""
+def matmul_peak(sizes=MATRIX_SIZES, repeats=5, dtype='float32'):
+    """{'gflops': best GFLOP/s, 'by_size': {n: best at n x n}} of `dtype` products."""
     by_size = {}
     for n in sizes:
-        a, b = (tf.random.uniform([n, n], seed=seed) for seed in (1, 2))
+        a, b = (tf.cast(tf.random.uniform([n, n], seed=seed), dtype) for seed in (1, 2))
         # One element fetched: the product is computed whole, but not copied out.
         product = tf.function(lambda a=a, b=b: tf.linalg.matmul(a, b)[0, 0])
         product().numpy()
@@ -344,8 +344,42 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
                 other_op_types=top_types, gflop_per_step=sum(row['gflop'] for row in rows))
 
 
-def with_peak(profile, peak_gflops):
-    """Adds GFLOP/s, fraction of the peak and share of the step to a profile_step result."""
+def compute_dtype(precision):
+    """The type a step of this precision setting multiplies in: 'mixed_bfloat16' -> 'bfloat16'."""
+    return precision.replace('mixed_', '')
+
+
+def profile_variants(variants, make_config, sizes, steps, warmup, windows):
+    """The float32 matmul peak, then the traced step of each variant (make_config(variant):
+    a resolved config) in this process, then the peaks again: the best of both holds (a shared
+    machine is slower at times, never faster). Each profile gets its fraction of the float32
+    peak and of the peak of the type it computes in (`fraction_of_precision_peak`)."""
+    from p2p_tf.training.trainer import Trainer
+    peak = matmul_peak(sizes)
+    profiles = {}
+    for variant in variants:
+        config = make_config(variant)
+        trainer = Trainer(config, total_steps=10 ** 9)
+        shape = [config.batch_size, config.image_size, config.image_size, 3]
+        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+        profiles[variant] = profile_step(trainer, inputs, targets, steps=steps, warmup=warmup,
+                                         windows=windows)
+        profiles[variant]['compute_dtype'] = compute_dtype(config.precision)
+        del trainer
+    again = matmul_peak(sizes)
+    peak['by_size'] = {n: max(peak['by_size'][n], again['by_size'][n]) for n in sizes}
+    peak['gflops'] = max(peak['by_size'].values())
+    peak['by_dtype'] = {'float32': peak['gflops']}
+    for dtype in sorted({p['compute_dtype'] for p in profiles.values()} - {'float32'}):
+        peak['by_dtype'][dtype] = max(matmul_peak(sizes, dtype=dtype)['gflops'] for _ in range(2))
+    for profile in profiles.values():
+        with_peak(profile, peak['gflops'], peak['by_dtype'][profile['compute_dtype']])
+    return dict(peak=peak, **profiles)
+
+
+def with_peak(profile, peak_gflops, precision_peak_gflops=None):
+    """Adds GFLOP/s, fraction of the peak and share of the step to a profile_step result (and
+    the fraction of the peak of the step's own compute type, the float32 one if not given)."""
     step = profile['step_seconds']
     for row in profile['rows']:
         # The rate while the row's kernels ran: a kernel sharing the two cores with another
@@ -357,6 +391,8 @@ def with_peak(profile, peak_gflops):
     profile['other_shares'] = {name: seconds / profile['traced_step_seconds']
                                for name, seconds in profile['other'].items()}
     profile['fraction_of_peak'] = profile['gflop_per_step'] / step / peak_gflops
+    profile['fraction_of_precision_peak'] = (profile['gflop_per_step'] / step
+                                             / (precision_peak_gflops or peak_gflops))
     accounted = sum(row['seconds'] for row in profile['rows']) + sum(profile['other'].values())
     profile['accounted_to_measured'] = accounted / step
     return profile
