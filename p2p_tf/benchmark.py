@@ -129,17 +129,13 @@ def training_examples(config):
 
 
 def measure_training(variant, real_data):
-    import tensorflow as tf
-
     from p2p_tf.datasets import input_pipeline
-    from p2p_tf.training.trainer import Trainer
+    from p2p_tf.experiments.random_batches import trainer_and_random_batch
     config = base_config(variant)
-    trainer = Trainer(config, total_steps=10 ** 9)
-    shape = [config.batch_size, config.image_size, config.image_size, 3]
+    trainer, inputs, targets = trainer_and_random_batch(config)
     if real_data:
         batches = iter(input_pipeline.train_dataset(training_examples(config), config))
     else:
-        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
         batches = iter(lambda: (inputs, targets), None)
 
     def run_steps(count):
@@ -161,13 +157,11 @@ def measure_loop():
 
     import tensorflow as tf
 
+    from p2p_tf.experiments.random_batches import trainer_and_random_batch
     from p2p_tf.training import pix2pix
     from p2p_tf.training.progress import Progress
-    from p2p_tf.training.trainer import Trainer
     config = base_config('fast')
-    trainer = Trainer(config, total_steps=10 ** 9)
-    shape = [config.batch_size, config.image_size, config.image_size, 3]
-    inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+    trainer, inputs, targets = trainer_and_random_batch(config)
     batches = iter(tf.data.Dataset.from_tensors((inputs, targets)).repeat())
     progress = Progress(10 ** 9, config.batch_size, config.log_every, io.StringIO())
 

@@ -26,15 +26,11 @@ def alternating_windows(steps, rounds, steps_per_window, warmup):
 def measure(variants, make_config, rounds, steps_per_window, warmup):
     """Every variant's trainer on the same synthetic batch, timed by alternating_windows:
     {variant: {step_seconds (median), images_per_second, windows, speed_ratio to the first}}."""
-    import tensorflow as tf
-
-    from p2p_tf.training.trainer import Trainer
+    from p2p_tf.experiments.random_batches import trainer_and_random_batch
     steps = {}
     for variant in variants:
         config = make_config(variant)
-        trainer = Trainer(config, total_steps=10 ** 9)
-        shape = [config.batch_size, config.image_size, config.image_size, 3]
-        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+        trainer, inputs, targets = trainer_and_random_batch(config)
         steps[variant] = (lambda trainer=trainer, inputs=inputs, targets=targets:
                           float(trainer.train_step(inputs, targets)['gen_total']))
         batch_size = config.batch_size

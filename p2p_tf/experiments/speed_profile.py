@@ -354,14 +354,12 @@ def profile_variants(variants, make_config, sizes, steps, warmup, windows):
     a resolved config) in this process, then the peaks again: the best of both holds (a shared
     machine is slower at times, never faster). Each profile gets its fraction of the float32
     peak and of the peak of the type it computes in (`fraction_of_precision_peak`)."""
-    from p2p_tf.training.trainer import Trainer
+    from p2p_tf.experiments.random_batches import trainer_and_random_batch
     peak = matmul_peak(sizes)
     profiles = {}
     for variant in variants:
         config = make_config(variant)
-        trainer = Trainer(config, total_steps=10 ** 9)
-        shape = [config.batch_size, config.image_size, config.image_size, 3]
-        inputs, targets = (tf.random.uniform(shape, -1, 1, seed=seed) for seed in (1, 2))
+        trainer, inputs, targets = trainer_and_random_batch(config)
         profiles[variant] = profile_step(trainer, inputs, targets, steps=steps, warmup=warmup,
                                          windows=windows)
         profiles[variant]['compute_dtype'] = compute_dtype(config.precision)
