@@ -10,7 +10,8 @@ pick the forms (p2p_tf/training/performance.py chooses them for the hardware):
   extraction and one matrix product, instead of Conv2DBackpropFilter, which is slowest on the
   small, wide layers near the U-Net's bottleneck (for a stride-1 layer with few outputs, the
   windows along the width only and one product per kernel row). Where TensorFlow runs
-  oneDNN's kernels, their weight gradient stays for the narrowest layers, where it is faster.
+  oneDNN's kernels, their weight gradient stays for the narrowest layers and the large maps,
+  where it is faster.
 - `fast_transposed_passes`:
   - on small maps (a kernel with more weights than SMALL_MAP_RATIO times the values of the
     map it is applied to: the U-Net's 1x1 to 16x16 maps of 512-1024 channels), a 4x4 stride-2
@@ -47,8 +48,13 @@ NARROW_OUTPUT_CHANNELS = 8
 # Where TensorFlow runs oneDNN's kernels (by default on x86 CPUs with AVX-512 VNNI or newer),
 # their weight gradient beats a matrix product whose patches or outputs are this narrow: the
 # first layers of G and D (3 and 6 input channels) and D's 512 -> 1 layer measured 0.7, 2.3 and
-# 2.3 ms per step there against 3.3, 4.5 and 6.7 as products (256x256, float32).
+# 2.3 ms per step there against 3.3, 4.5 and 6.7 as products (256x256, float32);
 ONEDNN_NARROW_CHANNELS = 8
+# and one that sums over this many positions or more (30x30: the PatchGAN's stride-1 layers and
+# everything on larger maps), e.g. the 64 -> 128 layers at 64x64, 9.9 against 13.6 ms in
+# bfloat16 and 14.0 against 19.0 in float32. On smaller maps the product stays far faster
+# (G's 512 -> 512 layer on 8x8: 1.2 against 8.0 ms in bfloat16).
+ONEDNN_MANY_POSITIONS = 30 * 30
 WEIGHT_STATIONARY_SCOPE = 'weight_stationary_transposed_conv'
 FLIPPED_CONV_SCOPE = 'input_gradient_as_conv'
 NARROW_WEIGHT_GRADIENT_SCOPE = 'narrow_weight_gradient'
@@ -163,10 +169,16 @@ def onednn_kernels():
         return False
 
 
-def tensorflows_weight_gradient_is_faster(kernel):
-    """Whether a convolution's kernel gradient is left to TensorFlow under
-    matmul_weight_gradients: with oneDNN's kernels, for layers this narrow."""
-    return onednn_kernels() and min(kernel.shape[2], kernel.shape[3]) <= ONEDNN_NARROW_CHANNELS
+def tensorflows_weight_gradient_is_faster(kernel, summed_map):
+    """Whether a kernel gradient is left to TensorFlow under matmul_weight_gradients: with
+    oneDNN's kernels, for narrow layers and for those whose gradient sums over many positions
+    of `summed_map` (a convolution's output gradient, a transposed convolution's input)."""
+    if not onednn_kernels():
+        return False
+    if min(kernel.shape[2], kernel.shape[3]) <= ONEDNN_NARROW_CHANNELS:
+        return True
+    height, width = summed_map.shape[1:3]
+    return height is not None and width is not None and height * width >= ONEDNN_MANY_POSITIONS
 
 
 def narrow(inputs, kernel, stride, padding):
@@ -197,7 +209,7 @@ def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
             input_gradient = conv2d_input_gradient(inputs, kernel, output_gradient, stride,
                                                    padding, fast_transposed_passes)
             tensorflows = (not matmul_weight_gradients
-                           or tensorflows_weight_gradient_is_faster(kernel))
+                           or tensorflows_weight_gradient_is_faster(kernel, output_gradient))
             if not tensorflows and narrow(inputs, kernel, stride, padding):
                 kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
             elif not tensorflows:
@@ -226,7 +238,8 @@ def conv2d_transpose(inputs, kernel, stride, matmul_weight_gradients=True,
 
         def gradient(output_gradient):
             input_gradient = tf.nn.conv2d(output_gradient, kernel, stride, 'SAME')
-            if matmul_weight_gradients:
+            if (matmul_weight_gradients
+                    and not tensorflows_weight_gradient_is_faster(kernel, inputs)):
                 windows = patches(output_gradient, kernel.shape[:2], stride, 'SAME')
                 kernel_gradient = tf.reshape(tf.einsum('bhwp,bhwi->pi', windows, inputs),
                                              tf.shape(kernel))
