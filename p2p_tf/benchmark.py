@@ -6,7 +6,8 @@ Prints a table and (with --json) writes the machine, versions, settings and figu
   losses and optimizer, no speed options); `fast` is the project's defaults
   (p2p_tf/training/performance.py); `float32`, `bfloat16`, `float16` and `xla` are `fast` with
   that one setting forced, and `tf_weight_gradients` and `tf_transposed_passes` `fast` with
-  that pass in TensorFlow's form (matmul_weight_gradients or fast_transposed_passes off);
+  that pass in TensorFlow's form (matmul_weight_gradients or fast_transposed_passes off),
+  `keras_batch_norm` `fast` with Keras' BatchNorm (fused_batch_norm off);
 - `fast` through the real step loop, as a ratio to its bare steps; `fast` reading real data
   through the input pipeline; the input pipeline alone (decode, cache, jitter, mirroring);
 - the latency of translating one image: the tutorial's eager `generator(x, training=True)`,
@@ -41,7 +42,7 @@ from p2p_tf.experiments import benchmark_report
 
 # Training variants: config overrides on top of the project's defaults.
 VARIANTS = {
-    'reference': dict(precision='float32', xla='off', fused_adam=False,
+    'reference': dict(precision='float32', xla='off', fused_adam=False, fused_batch_norm=False,
                       matmul_weight_gradients='off', fast_transposed_passes='off'),
     'fast': {},
     'float32': dict(precision='float32'),
@@ -50,6 +51,7 @@ VARIANTS = {
     'xla': dict(xla='on'),
     'tf_weight_gradients': dict(matmul_weight_gradients='off'),
     'tf_transposed_passes': dict(fast_transposed_passes='off'),
+    'keras_batch_norm': dict(fused_batch_norm=False),
 }
 SECTIONS = ('train', 'train_loop', 'train_real_data', 'pipeline', 'inference', 'quality',
             'profile', 'train_interleaved')
@@ -146,6 +148,7 @@ def measure_training(variant, real_data):
     rates = timed_windows(run_steps, _STEPS_PER_WINDOW.value)
     return dict(images_per_second=statistics.median(rates), windows=rates,
                 precision=config.precision, xla=config.xla, fused_adam=config.fused_adam,
+                fused_batch_norm=config.fused_batch_norm,
                 matmul_weight_gradients=config.matmul_weight_gradients,
                 fast_transposed_passes=config.fast_transposed_passes)
 

@@ -188,6 +188,8 @@ def get_config():
     config.precision = AUTO  # One of PRECISIONS; AUTO: mixed on GPUs and bfloat16 CPUs.
     config.xla = AUTO  # 'on' or 'off'; AUTO: on for GPUs only.
     config.fused_adam = True  # Adam's update as one fused kernel (same arithmetic).
+    # BatchNorm's training-mode calls as one fused kernel each (same arithmetic).
+    config.fused_batch_norm = True
     # How convolutions compute their passes in training (p2p_tf/nets/convolution_passes.py;
     # same values): kernel gradients as one matmul each, and the transposed passes on small
     # maps as weight-stationary products. 'on' or 'off'; AUTO: on for CPUs, where each
@@ -297,7 +299,7 @@ CHOICES = {
     'num_discriminators': NUM_DISCRIMINATORS,
 }
 FLAGS = ('random_flip', 'random_vertical_flip', 'random_rotate90', 'fused_adam',
-         'init_discriminator')
+         'fused_batch_norm', 'init_discriminator')
 SPLIT_FIELDS = ('train_split', 'sample_split', 'eval_split')
 
 

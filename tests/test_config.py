@@ -110,6 +110,7 @@ INVALID = {
     'eval_every': -1, 'eval_split': '', 'eval_images': -1, 'eval_size': '256x300',
     'best_metric': 'fid',
     'sync_batch_norm': 'maybe', 'precision': 'float8', 'xla': 'yes', 'fused_adam': 'no',
+    'fused_batch_norm': 'no',
     'matmul_weight_gradients': None, 'fast_transposed_passes': 'yes', 'init_from': 3,
     'init_discriminator': 'true',
     'num_discriminators': 0, 'feature_matching_weight': -1.0, 'gan_loss': 'wgan',

@@ -170,7 +170,9 @@ def test_networks_get_the_same_gradients_either_way():
     results = []
     for matmul, fast in [(False, False)] + PASS_SETTINGS:
         keras.utils.set_random_seed(0)
-        passes = dict(matmul_weight_gradients=matmul, fast_transposed_passes=fast)
+        # Keras' own layers first; then the fast passes, with the fused BatchNorm.
+        passes = dict(matmul_weight_gradients=matmul, fast_transposed_passes=fast,
+                      fused_batch_norm=matmul or fast)
         generator = models.unet_generator(5, base_filters=4, dropout_rate=0.0, **passes)
         discriminator = models.patchgan_discriminator(2, base_filters=4, **passes)
         with tf.GradientTape() as tape:
@@ -182,3 +184,52 @@ def test_networks_get_the_same_gradients_either_way():
     for other in results[1:]:
         for keras_gradient, gradient in zip(results[0], other):
             np.testing.assert_allclose(gradient, keras_gradient, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize('policy', ['float32', 'mixed_bfloat16'])
+@pytest.mark.parametrize('shape', [(2, 8, 6, 5), (1, 2, 2, 3), (1, 1, 1, 4)],
+                         ids=['2x8x6', '2x2', '1x1'])
+@pytest.mark.parametrize('in_function', [False, True], ids=['eager', 'tf.function'])
+def test_fused_batch_norm_matches_keras(policy, shape, in_function):
+    """Outputs, gradients and both moving averages (the biased batch variance, also for a
+    single value per channel) after two training-mode calls, then an inference call."""
+    inputs = tf.random.normal(shape, seed=1) * 3 + 1
+    output_gradient = tf.random.normal(shape, seed=2)
+    theirs = keras.layers.BatchNormalization(
+        dtype=policy, gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02, seed=3))
+    ours = layers.FusedBatchNormalization(dtype=policy)
+    theirs.build(shape), ours.build(shape)
+    ours.set_weights(theirs.get_weights())
+
+    def step(layer):
+        with tf.GradientTape() as tape:
+            tape.watch(inputs)
+            outputs = layer(inputs, training=True)
+            loss = tf.reduce_sum(tf.cast(outputs, tf.float32) * output_gradient)
+        return [outputs, *tape.gradient(loss, [inputs] + layer.trainable_variables)]
+
+    run = tf.function(step) if in_function else step
+    tolerance = 1e-4 if policy == 'float32' else 3e-2  # bfloat16 outputs: 8 bits of mantissa.
+    for _ in range(2):
+        for expected, actual in zip(run(theirs), run(ours)):
+            assert actual.dtype == expected.dtype
+            np.testing.assert_allclose(tf.cast(actual, tf.float32),
+                                       tf.cast(expected, tf.float32), rtol=tolerance,
+                                       atol=tolerance)
+    for expected, actual in zip(theirs.non_trainable_variables, ours.non_trainable_variables):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+    assert ours.fuses(inputs, True, None) and not ours.fuses(inputs, False, None)
+    np.testing.assert_allclose(tf.cast(ours(inputs, training=False), tf.float32),
+                               tf.cast(theirs(inputs, training=False), tf.float32),
+                               rtol=tolerance, atol=tolerance)
+
+
+def test_networks_use_the_fused_batch_norm_only_when_asked_and_not_synchronized():
+    def norm_classes(**options):
+        generator = models.unet_generator(5, base_filters=4, **options)
+        return {type(layer) for block in generator.layers for layer in getattr(block, 'layers', [])
+                if isinstance(layer, keras.layers.BatchNormalization)}
+    assert norm_classes() == {keras.layers.BatchNormalization}
+    assert norm_classes(fused_batch_norm=True) == {layers.FusedBatchNormalization}
+    assert norm_classes(fused_batch_norm=True, synchronized_batch_norm=True) == {
+        keras.layers.BatchNormalization}

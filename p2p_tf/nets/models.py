@@ -31,28 +31,30 @@ def conv_initializer():
     return keras.initializers.RandomNormal(0.0, 0.02)
 
 
-def batch_norm(dtype=None, synchronized=False):
+def batch_norm(dtype=None, synchronized=False, fused=False):
     # Same N(1, 0.02) scale initialisation as the authors' code (weights_init in the reference).
     # synchronized: statistics over the global batch of all replicas
-    # (p2p_tf/training/distribution.py).
-    return keras.layers.BatchNormalization(
-        gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02), dtype=dtype,
-        synchronized=synchronized)
+    # (p2p_tf/training/distribution.py); fused: training-mode calls as one TensorFlow kernel
+    # (layers.FusedBatchNormalization; not with synchronized statistics).
+    layer_class = (layers.FusedBatchNormalization if fused and not synchronized
+                   else keras.layers.BatchNormalization)
+    return layer_class(gamma_initializer=keras.initializers.RandomNormal(1.0, 0.02),
+                       dtype=dtype, synchronized=synchronized)
 
 
-def normalization(norm='batch', dtype=None, synchronized=False):
+def normalization(norm='batch', dtype=None, synchronized=False, fused=False):
     """norm 'batch' (the paper) or 'instance': each example's own statistics per channel, in
     training and inference alike, so a batch never mixes them (the authors' and pix2pixHD's
     InstanceNorm: no learned scale or offset, no running averages)."""
     if norm == 'instance':
         return keras.layers.GroupNormalization(groups=-1, epsilon=1e-5, center=False,
                                                scale=False, dtype=dtype)
-    return batch_norm(dtype, synchronized)
+    return batch_norm(dtype, synchronized, fused)
 
 
 def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
                matmul_weight_gradients=True, synchronized_batch_norm=False, norm='batch',
-               fast_transposed_passes=False):
+               fast_transposed_passes=False, fused_batch_norm=False):
     """Conv (stride 2) -> BatchNorm -> LeakyReLU(0.2): halves height and width."""
     block = keras.Sequential()
     # No bias, as in the tutorial and the authors' encoder: BatchNorm's beta takes its place.
@@ -62,7 +64,7 @@ def downsample(filters, size, apply_norm=True, strides=2, dtype=None,
                             matmul_weight_gradients=matmul_weight_gradients,
                             fast_transposed_passes=fast_transposed_passes))
     if apply_norm:
-        block.add(normalization(norm, dtype, synchronized_batch_norm))
+        block.add(normalization(norm, dtype, synchronized_batch_norm, fused_batch_norm))
     block.add(keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype))
     return block
 
@@ -89,7 +91,7 @@ def upsampling_layers(filters, size, upsample, dtype, **conv_options):
 
 def upsample(filters, size, apply_dropout=False, dropout_rate=0.5, dtype=None,
              matmul_weight_gradients=True, synchronized_batch_norm=False, norm='batch',
-             upsampling='transpose', fast_transposed_passes=False):
+             upsampling='transpose', fast_transposed_passes=False, fused_batch_norm=False):
     """Transposed conv (stride 2) -> BatchNorm -> Dropout (optional) -> ReLU: doubles H and W
     (upsampling: one of config.UPSAMPLINGS)."""
     block = keras.Sequential()
@@ -97,7 +99,7 @@ def upsample(filters, size, apply_dropout=False, dropout_rate=0.5, dtype=None,
                                    matmul_weight_gradients=matmul_weight_gradients,
                                    fast_transposed_passes=fast_transposed_passes):
         block.add(layer)
-    block.add(normalization(norm, dtype, synchronized_batch_norm))
+    block.add(normalization(norm, dtype, synchronized_batch_norm, fused_batch_norm))
     if apply_dropout:
         block.add(layers.Dropout(dropout_rate, dtype=dtype))
     block.add(keras.layers.ReLU(dtype=dtype))
@@ -112,7 +114,7 @@ def encoder_filters(depth, base_filters=64):
 def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64,
                    dropout_rate=0.5, dtype=None, matmul_weight_gradients=True,
                    synchronized_batch_norm=False, norm='batch', upsampling='transpose',
-                   fast_transposed_passes=False):
+                   fast_transposed_passes=False, fused_batch_norm=False):
     """The paper's U-Net: [batch, H, W, input_channels] in [-1, 1] -> [batch, H, W, output_channels]
     in [-1, 1] (tanh). H and W must be multiples of 2**depth; depth 8 is the paper's 256x256 net.
 
@@ -126,7 +128,7 @@ def unet_generator(depth=8, input_channels=3, output_channels=3, base_filters=64
     passes = dict(matmul_weight_gradients=matmul_weight_gradients,
                   fast_transposed_passes=fast_transposed_passes)
     options = dict(dtype=dtype, synchronized_batch_norm=synchronized_batch_norm, norm=norm,
-                   **passes)
+                   fused_batch_norm=fused_batch_norm, **passes)
     down_stack = [downsample(f, 4, apply_norm=0 < i < depth - 1, **options)
                   for i, f in enumerate(filters)]
     # Dropout (rate 0.5) on the first three decoder layers (paper Sec. 3.2, appendix 6.1.1).
@@ -157,7 +159,8 @@ def pair_inputs(input_channels, target_channels):
 def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, base_filters=64,
                            dtype=None, matmul_weight_gradients=True,
                            synchronized_batch_norm=False, norm='batch', features=False,
-                           name='patchgan_discriminator', fast_transposed_passes=False):
+                           name='patchgan_discriminator', fast_transposed_passes=False,
+                           fused_batch_norm=False):
     """PatchGAN on the (input, target) pair: two [batch, H, W, C] images in [-1, 1] -> logits
     [batch, H', W', 1], one per overlapping patch; features=True: [the activations of each
     layer before the last, ..., logits] (for the feature-matching loss).
@@ -169,7 +172,7 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
     passes = dict(matmul_weight_gradients=matmul_weight_gradients,
                   fast_transposed_passes=fast_transposed_passes)
     options = dict(dtype=dtype, synchronized_batch_norm=synchronized_batch_norm, norm=norm,
-                   **passes)
+                   fused_batch_norm=fused_batch_norm, **passes)
     x = keras.layers.Concatenate(dtype=dtype)([input_image, target_image])
     activations = []
     if num_layers == 0:
@@ -190,7 +193,7 @@ def patchgan_discriminator(num_layers=3, input_channels=3, target_channels=3, ba
         x = layers.Conv2D(base_filters * min(2 ** num_layers, 8), 4,
                           kernel_initializer=conv_initializer(), use_bias=False, dtype=dtype,
                           **passes)(x)
-        x = normalization(norm, dtype, synchronized_batch_norm)(x)
+        x = normalization(norm, dtype, synchronized_batch_norm, fused_batch_norm)(x)
         x = keras.layers.LeakyReLU(negative_slope=LEAKY_RELU_SLOPE, dtype=dtype)(x)
         activations.append(x)
         x = keras.layers.ZeroPadding2D(dtype=dtype)(x)
@@ -257,7 +260,8 @@ def output_dtype(dtype):
 
 def generator_from_config(config, **options):
     """The U-Net a resolved config describes (its depth follows config.image_size); options:
-    dtype, matmul_weight_gradients, fast_transposed_passes, synchronized_batch_norm."""
+    dtype, matmul_weight_gradients, fast_transposed_passes, synchronized_batch_norm,
+    fused_batch_norm."""
     return unet_generator(
         depth=image_sizes.unet_depth(config.image_size), input_channels=config.input_channels,
         output_channels=config.output_channels, base_filters=config.generator_filters,

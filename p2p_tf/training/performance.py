@@ -11,7 +11,8 @@ against the tutorial's plain float32 step (docs/speed.md).
 GPU choices follow common practice and are not yet measured by the project.
 `config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
 ResourceApplyAdam instead of Keras' six element-wise ops: the same arithmetic, with one pass
-over the 57 million weights and moments instead of several.
+over the 57 million weights and moments instead of several. `config.fused_batch_norm`
+(default on) does the same for BatchNorm's training-mode calls (p2p_tf/nets/layers.py).
 `config.matmul_weight_gradients` and `config.fast_transposed_passes` (default auto) pick how
 convolutions compute their passes; their code lives with the layers they change
 (p2p_tf/nets/convolution_passes.py). auto: on for CPUs, where each form measured faster

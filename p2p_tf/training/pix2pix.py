@@ -29,7 +29,7 @@ from p2p_tf.training.trainer import Trainer
 RESUMABLE_CHANGES = ('steps', 'epochs', 'decay_epochs', 'log_every', 'sample_every',
                      'checkpoint_every', 'keep_checkpoints', 'num_samples', 'cache_megabytes',
                      'precision', 'xla', 'fused_adam', 'matmul_weight_gradients',
-                     'fast_transposed_passes',
+                     'fast_transposed_passes', 'fused_batch_norm',
                      'eval_every', 'eval_split', 'eval_images', 'best_metric', 'sync_batch_norm')
 
 

@@ -73,7 +73,8 @@ class Trainer:
             options = dict(dtype=self.precision,
                            matmul_weight_gradients=config.matmul_weight_gradients == 'on',
                            fast_transposed_passes=config.fast_transposed_passes == 'on',
-                           synchronized_batch_norm=config.sync_batch_norm == 'on')
+                           synchronized_batch_norm=config.sync_batch_norm == 'on',
+                           fused_batch_norm=config.fused_batch_norm)
             self.generator = models.generator_from_config(config, **options)
             self.discriminator = models.discriminator_from_config(config, **options)
             schedule = LinearDecay(config.learning_rate, total_steps, decay_steps)
