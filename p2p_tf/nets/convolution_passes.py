@@ -208,18 +208,17 @@ def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
         def gradient(output_gradient):
             input_gradient = conv2d_input_gradient(inputs, kernel, output_gradient, stride,
                                                    padding, fast_transposed_passes)
-            tensorflows = (not matmul_weight_gradients
-                           or tensorflows_weight_gradient_is_faster(kernel, output_gradient))
-            if not tensorflows and narrow(inputs, kernel, stride, padding):
-                kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
-            elif not tensorflows:
-                windows = patches(inputs, kernel.shape[:2], stride, padding)
-                kernel_gradient = tf.reshape(
-                    tf.einsum('bhwp,bhwo->po', windows, output_gradient), tf.shape(kernel))
-            else:
+            if (not matmul_weight_gradients
+                    or tensorflows_weight_gradient_is_faster(kernel, output_gradient)):
                 kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
                     input=inputs, filter_sizes=tf.shape(kernel), out_backprop=output_gradient,
                     strides=[1, stride, stride, 1], padding=padding)
+            elif narrow(inputs, kernel, stride, padding):
+                kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
+            else:
+                windows = patches(inputs, kernel.shape[:2], stride, padding)
+                kernel_gradient = tf.reshape(
+                    tf.einsum('bhwp,bhwo->po', windows, output_gradient), tf.shape(kernel))
             return input_gradient, kernel_gradient
         return tf.nn.conv2d(inputs, kernel, stride, padding), gradient
     # A tensor, not the variable: custom_gradient would otherwise want variable gradients.

@@ -7,8 +7,10 @@ respect to the kernel as one matrix product instead of TensorFlow's Conv2DBackpr
 the 2-core CPU we measure on, that kernel took about 40% of a 256x256 step), and
 `fast_transposed_passes` the transposed passes on small maps as weight-stationary products.
 With both off they are Keras' own layers (the benchmark's reference); with either on the results
-are the same up to float rounding (tests/test_layers.py). Exports trace maps of unknown size, for
-which both layers use TensorFlow's own forward ops.
+are the same up to float rounding (tests/test_layers.py).
+
+`FusedBatchNormalization` is Keras' BatchNormalization with its training-mode call as
+TensorFlow's one fused kernel (`fused_batch_norm`).
 
 `Dropout` draws a different mask on each replica of a tf.distribute strategy (Keras' draws the
 same one on all of them, its RNG state being mirrored); with one replica it is Keras' layer.

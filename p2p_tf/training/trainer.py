@@ -60,9 +60,8 @@ class Trainer:
 
     def __init__(self, config, total_steps, decay_steps=0, strategy=None):
         self.strategy = strategy or tf.distribute.get_strategy()
-        unresolved = [name for name in ('precision', 'xla', 'sync_batch_norm',
-                                        'matmul_weight_gradients', 'fast_transposed_passes')
-                      if config[name] == config_lib.AUTO]
+        unresolved = [name for name in ('precision', 'xla', 'sync_batch_norm')
+                      + performance.CONVOLUTION_PASS_FIELDS if config[name] == config_lib.AUTO]
         if unresolved:
             raise ValueError(f'Trainer needs a config resolved for its strategy '
                              f'(distribution.resolve_run); {", ".join(unresolved)} still auto')
