@@ -58,17 +58,24 @@ def test_fused_and_keras_adam_trainers_take_the_same_steps():
         np.testing.assert_allclose(fused_weight, keras_weight, atol=3 * 2 * 2e-4)
 
 
-@pytest.mark.parametrize('flags, gpu, expected', [
-    (set(), False, 'float32'),
-    ({'avx2'}, False, 'float32'),
-    ({'avx2', 'avx512_bf16'}, False, 'mixed_bfloat16'),
-    ({'amx_bf16'}, False, 'mixed_bfloat16'),
-    ({'avx2'}, True, 'mixed_float16'),
+@pytest.mark.parametrize('flags, speedup, gpu, expected', [
+    (set(), 2.0, False, 'float32'),
+    ({'avx2'}, 2.0, False, 'float32'),
+    # bfloat16 instructions are chosen only where the probe measured them faster.
+    ({'avx2', 'avx512_bf16'}, 1.8, False, 'mixed_bfloat16'),
+    ({'avx2', 'avx512_bf16'}, 0.6, False, 'float32'),
+    ({'avx2', 'avx512_bf16'}, 1.1, False, 'float32'),
+    ({'amx_bf16'}, 4.0, False, 'mixed_bfloat16'),
+    ({'avx2'}, 0.1, True, 'mixed_float16'),
 ])
-def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
+def test_auto_precision_follows_the_hardware(monkeypatch, flags, speedup, gpu, expected):
+    probes = []
     monkeypatch.setattr(performance, 'cpu_flags', lambda: frozenset(flags))
+    monkeypatch.setattr(performance, 'bfloat16_speedup', lambda: probes.append(1) or speedup)
     monkeypatch.setattr(performance, 'has_gpu', lambda: gpu)
     assert performance.choose_precision('auto') == expected
+    # The probe runs only on CPUs that report bfloat16 instructions.
+    assert bool(probes) == (not gpu and bool(set(flags) & set(performance.BF16_CPU_FLAGS)))
     assert performance.choose_precision('float32') == 'float32'
     assert performance.choose_xla('auto') == ('on' if gpu else 'off')
     assert performance.choose_xla('off') == 'off'
@@ -76,6 +83,16 @@ def test_auto_precision_follows_the_hardware(monkeypatch, flags, gpu, expected):
     assert performance.choose_convolution_passes('auto') == ('off' if gpu else 'on')
     assert performance.choose_convolution_passes('auto', accelerator=True) == 'off'
     assert performance.choose_convolution_passes('on', accelerator=True) == 'on'
+
+
+def test_the_bfloat16_probe_times_both_products():
+    # Small products: the measurement, not its speed, is under test.
+    float32 = performance.matmul_gflops(64, 'float32', repeats=2)
+    bfloat16 = performance.matmul_gflops(64, 'bfloat16', repeats=2)
+    assert 0 < float32 < 1e5 and 0 < bfloat16 < 1e5
+    speedup = performance.bfloat16_speedup()
+    assert 0 < speedup < 100
+    assert performance.bfloat16_speedup() == speedup  # measured once per process
 
 
 def test_resolve_records_concrete_settings():

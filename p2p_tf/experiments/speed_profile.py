@@ -26,6 +26,7 @@ import time
 import tensorflow as tf
 
 from p2p_tf.nets import convolution_passes
+from p2p_tf.training import performance
 
 MATRIX_SIZES = (1024, 2048, 4096)
 PASSES = ('forward', 'input_gradient', 'weight_gradient')
@@ -57,14 +58,7 @@ IDLE_ROW = 'dispatch / host (no kernel running)'
 
 def matmul_peak(sizes=MATRIX_SIZES, repeats=5, dtype='float32'):
     """{'gflops': best GFLOP/s, 'by_size': {n: best at n x n}} of `dtype` products."""
-    by_size = {}
-    for n in sizes:
-        a, b = (tf.cast(tf.random.uniform([n, n], seed=seed), dtype) for seed in (1, 2))
-        # One element fetched: the product is computed whole, but not copied out.
-        product = tf.function(lambda a=a, b=b: tf.linalg.matmul(a, b)[0, 0])
-        product().numpy()
-        best = min(timed(lambda p=product: p().numpy()) for _ in range(repeats))
-        by_size[n] = 2 * n ** 3 / best / 1e9
+    by_size = {n: performance.matmul_gflops(n, dtype, repeats) for n in sizes}
     return dict(gflops=max(by_size.values()), by_size=by_size)
 
 

@@ -5,8 +5,11 @@ against the tutorial's plain float32 step (docs/speed.md).
 
 `config.precision` and `config.xla` default to 'auto', which picks for the machine at hand:
 - precision: 'mixed_float16' (with loss scaling) on a GPU, the usual choice for its 16-bit
-  matrix units; 'mixed_bfloat16' on a CPU with native bfloat16 arithmetic (AVX512-BF16 or
-  AMX); 'float32' on other CPUs, where bfloat16 is emulated (several times slower, docs/speed.md).
+  matrix units; on a CPU, 'mixed_bfloat16' where a bfloat16 matrix product measures at least
+  BF16_MIN_SPEEDUP times as fast as a float32 one (a probe of about a second, run once per
+  process and only on CPUs that report bfloat16 instructions), 'float32' elsewhere. The flags
+  alone are no promise: on one AVX512-BF16 CPU bfloat16 trained 1.4x faster than float32, on
+  another 1.3x slower (docs/speed.md).
 - xla: on for GPUs, off for CPUs, where it measured slower than graph mode (docs/speed.md).
 GPU choices follow common practice and are not yet measured by the project.
 `config.fused_adam` (default on) applies each Adam update with TensorFlow's one-kernel
@@ -21,14 +24,21 @@ path and the project has not measured them.
 """
 
 import functools
+import time
 
 import keras
 import tensorflow as tf
 
 from p2p_tf.config import AUTO
 
-# CPU feature flags (/proc/cpuinfo) that mean bfloat16 matrix products run natively.
+# CPU feature flags (/proc/cpuinfo) without which bfloat16 is emulated and never measured.
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
+# auto picks bfloat16 on a CPU only this much faster in the probe: the margin keeps a noisy
+# probe from flipping the choice where the two are close and the float32 step is the safe one.
+BF16_MIN_SPEEDUP = 1.2
+# The probe's square matrices: at 1024 the measured ratio swung from 0.64 to 1.0 between runs
+# on one CPU; at 2048 it held, and the probe takes under a second.
+BF16_PROBE_SIZE = 2048
 
 
 @functools.cache
@@ -48,13 +58,35 @@ def has_gpu():
     return bool(tf.config.list_physical_devices('GPU'))
 
 
+def matmul_gflops(size, dtype='float32', repeats=5):
+    """GFLOP/s of the fastest of `repeats` size x size `dtype` matrix products."""
+    a, b = (tf.cast(tf.random.uniform([size, size], seed=seed), dtype) for seed in (1, 2))
+    # One element fetched: the product is computed whole, but not copied out.
+    product = tf.function(lambda: tf.linalg.matmul(a, b)[0, 0])
+    product().numpy()
+    best = float('inf')
+    for _ in range(repeats):
+        start = time.perf_counter()
+        product().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size ** 3 / best / 1e9
+
+
+@functools.cache
+def bfloat16_speedup():
+    """How many times as fast a bfloat16 matrix product runs as a float32 one on this
+    machine (the probe, measured once per process)."""
+    float32 = matmul_gflops(BF16_PROBE_SIZE, 'float32', repeats=3)
+    return matmul_gflops(BF16_PROBE_SIZE, 'bfloat16', repeats=3) / float32
+
+
 def choose_precision(setting):
     """'auto' or one of config.PRECISIONS -> one of config.PRECISIONS for this machine."""
     if setting != AUTO:
         return setting
     if has_gpu():
         return 'mixed_float16'
-    if cpu_flags() & set(BF16_CPU_FLAGS):
+    if cpu_flags() & set(BF16_CPU_FLAGS) and bfloat16_speedup() >= BF16_MIN_SPEEDUP:
         return 'mixed_bfloat16'
     return 'float32'
 
