@@ -6,8 +6,9 @@ against the tutorial's plain float32 step (docs/speed.md).
 `config.precision` and `config.xla` default to 'auto', which picks for the machine at hand:
 - precision: 'mixed_float16' (with loss scaling) on a GPU, the usual choice for its 16-bit
   matrix units; on a CPU, 'mixed_bfloat16' where a bfloat16 matrix product measures at least
-  BF16_MIN_SPEEDUP times as fast as a float32 one (a probe of about a second, run once per
-  process and only on CPUs that report bfloat16 instructions), 'float32' elsewhere. The flags
+  BF16_MIN_SPEEDUP times as fast as a float32 one (a probe of about a second, only on CPUs that
+  report bfloat16 instructions, once per machine: the result is kept in the cache folder,
+  `$P2P_TF_CACHE_DIR/bfloat16_probe.json`), 'float32' elsewhere. The flags
   alone are no promise: on one AVX512-BF16 CPU bfloat16 trained 1.4x faster than float32, on
   another 1.3x slower (docs/speed.md).
 - xla: on for GPUs, off for CPUs, where it measured slower than graph mode (docs/speed.md).
@@ -24,12 +25,17 @@ path and the project has not measured them.
 """
 
 import functools
+import json
+import os
+import platform
+import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
 from p2p_tf.config import AUTO
+from p2p_tf.datasets import sources
 
 # CPU feature flags (/proc/cpuinfo) without which bfloat16 is emulated and never measured.
 BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
@@ -37,20 +43,28 @@ BF16_CPU_FLAGS = ('avx512_bf16', 'amx_bf16')
 # probe from flipping the choice where the two are close and the float32 step is the safe one.
 BF16_MIN_SPEEDUP = 1.2
 # The probe's square matrices: at 1024 the measured ratio swung from 0.64 to 1.0 between runs
-# on one CPU; at 2048 it held, and the probe takes under a second.
+# on one CPU; at 2048 it held, and the probe takes about a second.
 BF16_PROBE_SIZE = 2048
+# The probe's results, by machine, in the cache folder: a run measures once per machine, not
+# once per launch.
+BF16_PROBE_FILENAME = 'bfloat16_probe.json'
+
+
+def _cpuinfo_lines():
+    """The lines of /proc/cpuinfo, or none where there is no such file."""
+    try:
+        with open('/proc/cpuinfo') as cpuinfo:
+            return cpuinfo.readlines()
+    except OSError:
+        return []
 
 
 @functools.cache
 def cpu_flags():
     """The CPU feature flags Linux reports, or an empty set elsewhere."""
-    try:
-        with open('/proc/cpuinfo') as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith('flags'):
-                    return frozenset(line.split(':', 1)[1].split())
-    except OSError:
-        pass
+    for line in _cpuinfo_lines():
+        if line.startswith('flags'):
+            return frozenset(line.split(':', 1)[1].split())
     return frozenset()
 
 
@@ -72,12 +86,46 @@ def matmul_gflops(size, dtype='float32', repeats=5):
     return 2 * size ** 3 / best / 1e9
 
 
+def machine_key():
+    """What the probe's result depends on: the CPU, its flags, the cores TensorFlow may use and
+    TensorFlow's version (its kernels)."""
+    model = next((line.split(':', 1)[1].strip() for line in _cpuinfo_lines()
+                  if line.startswith('model name')), platform.processor())
+    return '|'.join([model, ' '.join(sorted(cpu_flags())), f'{os.cpu_count()} cores',
+                     f'tensorflow {tf.__version__}'])
+
+
+def read_probe_results(path):
+    """{machine key: speedup} saved at `path`; empty if missing or unreadable."""
+    try:
+        with open(path) as f:
+            known = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
 @functools.cache
 def bfloat16_speedup():
     """How many times as fast a bfloat16 matrix product runs as a float32 one on this
-    machine (the probe, measured once per process)."""
+    machine: the probe, measured once per machine and kept in the cache folder (a cache that
+    cannot be read or written only costs a new measurement)."""
+    path = os.path.join(sources.cache_dir(), BF16_PROBE_FILENAME)
+    key = machine_key()
+    known = read_probe_results(path)
+    if isinstance(known.get(key), float):
+        return known[key]
     float32 = matmul_gflops(BF16_PROBE_SIZE, 'float32', repeats=3)
-    return matmul_gflops(BF16_PROBE_SIZE, 'bfloat16', repeats=3) / float32
+    speedup = matmul_gflops(BF16_PROBE_SIZE, 'bfloat16', repeats=3) / float32
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(path), delete=False,
+                                         suffix='.tmp') as f:
+            json.dump({**known, key: speedup}, f, indent=1)
+        os.replace(f.name, path)
+    except OSError:
+        pass
+    return speedup
 
 
 def choose_precision(setting):
