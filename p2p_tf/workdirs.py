@@ -68,6 +68,15 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
     os.replace(path + '.tmp', path)
 
 
+def write_json(path: str, value) -> None:
+    """Writes `value` as indented JSON to `path` atomically: readers see the old file or the
+    new one, never a half-written one."""
+    with open(path + '.tmp', 'w') as f:
+        json.dump(value, f, indent=2)
+        f.write('\n')
+    os.replace(path + '.tmp', path)
+
+
 def read_json(path: str) -> dict:
     """A JSON file of a run folder; a file that is not valid JSON (cut short, hand-edited) is
     a UserError naming it and where it breaks."""

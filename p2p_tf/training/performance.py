@@ -28,12 +28,12 @@ import functools
 import json
 import os
 import platform
-import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
+from p2p_tf import workdirs
 from p2p_tf.config import AUTO
 from p2p_tf.datasets import sources
 
@@ -119,10 +119,7 @@ def bfloat16_speedup():
     speedup = matmul_gflops(BF16_PROBE_SIZE, 'bfloat16', repeats=3) / float32
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        with tempfile.NamedTemporaryFile('w', dir=os.path.dirname(path), delete=False,
-                                         suffix='.tmp') as f:
-            json.dump({**known, key: speedup}, f, indent=1)
-        os.replace(f.name, path)
+        workdirs.write_json(path, {**known, key: speedup})
     except OSError:
         pass
     return speedup

@@ -6,7 +6,6 @@ never touch the state of the one being trained (BatchNorm statistics, dropout RN
 change the training run.
 """
 
-import json
 import os
 
 import tensorflow as tf
@@ -68,11 +67,7 @@ class BestCheckpoint:
             return False
         self.manager.save(checkpoint_number=step)
         self.record = dict(step=step, value=overall[metric], **self.terms, **overall)
-        path = os.path.join(self.folder, workdirs.BEST_RECORD)
-        with open(path + '.tmp', 'w') as f:
-            json.dump(self.record, f, indent=2)
-            f.write('\n')
-        os.replace(path + '.tmp', path)
+        workdirs.write_json(os.path.join(self.folder, workdirs.BEST_RECORD), self.record)
         return True
 
 
