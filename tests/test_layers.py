@@ -154,6 +154,34 @@ def test_with_onednn_narrow_layers_and_large_maps_keep_tensorflows_weight_gradie
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.parametrize('transposed, shape, stride, padding, filters, as_conv', [
+    (False, (2, 32, 34, 3), 2, 'same', 6, True), (False, (1, 33, 31, 3), 2, 'same', 6, True),
+    (False, (1, 20, 19, 4), 1, 'valid', 12, True), (False, (1, 30, 30, 3), 2, 'same', 6, False),
+    (True, (1, 16, 16, 8), 2, 'same', 4, True), (True, (2, 15, 17, 8), 2, 'same', 4, False)],
+    ids=['16x17', 'odd-sizes', 'stride-1', '15x15', 'transposed-from-16x16',
+         'transposed-from-15x17'])
+def test_kernel_gradients_summed_over_many_positions_are_a_forward_convolution(
+        transposed, shape, stride, padding, filters, as_conv):
+    """From 16x16 positions (a conv's output, a transposed conv's input) on: the kernel
+    gradient as one forward convolution, equal to Keras' (padding, cropping and
+    space_to_depth of the stride-2 layers included)."""
+    options = dict(filters=filters, kernel_size=4, strides=stride, padding=padding)
+    keras_class, our_class = ((keras.layers.Conv2DTranspose, layers.Conv2DTranspose)
+                              if transposed else (keras.layers.Conv2D, layers.Conv2D))
+    theirs, ours = twin_layers(keras_class, our_class, (True, True), **options)
+    inputs = tf.random.normal(shape, seed=5)
+    theirs(inputs), ours(inputs)
+    ours.set_weights(theirs.get_weights())
+    output_gradient = tf.random.normal(theirs.compute_output_shape(inputs.shape), seed=6)
+    graph = tf.function(gradients).get_concrete_function(ours, inputs, output_gradient).graph
+    names = ' '.join(op.name for op in graph.get_operations())
+    assert (convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE in names) == as_conv
+    assert ('Einsum' in {op.type for op in graph.get_operations()}) == (not as_conv)
+    for expected, actual in zip(gradients(theirs, inputs, output_gradient),
+                                gradients(ours, inputs, output_gradient)):
+        np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-4)
+
+
 def test_switching_matmul_gradients_off_gives_keras_own_layers_results():
     ours = layers.Conv2D(3, 4, strides=2, padding='same', matmul_weight_gradients=False,
                          fast_transposed_passes=True)

@@ -41,7 +41,10 @@ FUSED_PREFIX = 'fused:'
 # to one call of one pass: {scope: the op type that is the call}.
 REWRITTEN_SCOPES = {convolution_passes.WEIGHT_STATIONARY_SCOPE: 'MatMul',
                     convolution_passes.FLIPPED_CONV_SCOPE: 'Conv2D',
-                    convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE: PATCHES_OP}
+                    convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE: PATCHES_OP,
+                    convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE: 'Conv2D'}
+WEIGHT_GRADIENT_SCOPES = (convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE,
+                          convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE)
 SCOPE_PATTERN = re.compile(r'^(.*?(%s)(_\d+)?)/' % '|'.join(REWRITTEN_SCOPES))
 NETWORKS = {'unet_generator': 'G', 'patchgan_discriminator': 'D'}
 # The non-matrix rows, tried in order on each kernel's name and type (lowercase).
@@ -105,7 +108,7 @@ def convolution_of(op):
     return (kernel[0] * kernel[1] * kernel[2], kernel[3]), flops
 
 
-def rewritten_convolution(call, scope_ops):
+def rewritten_convolution(scope, call, scope_ops):
     """(kernel shape key, FLOPs, forward label or None) of a rewritten pass, from the op
     that is its call and the ops of its scope; the key as convolution_of gives it for the
     layer, the FLOPs those of TensorFlow's form of the pass."""
@@ -115,6 +118,14 @@ def rewritten_convolution(call, scope_ops):
         label = (f'{network_of(call.name)} transposed conv 4x4/2 {channels}->'
                  f'{kernel_rows // 16} to {2 * height}x{2 * width}')
         return (kernel_rows, channels), 2 * kernel_rows * channels * batch * height * width, label
+    if scope == convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE:
+        # The inputs' view [s s C, H_s, W_s, b] convolved with the output gradient as a
+        # [H', W', b, O] kernel into [s s C, kh / s, kw / s, O].
+        view_channels, taps_high, taps_wide, outputs = static(call.outputs[0].shape)
+        height, width, batch, _ = static(call.inputs[1].shape)
+        positions = height * width * batch
+        rows = view_channels * taps_high * taps_wide
+        return (rows, outputs), 2 * positions * rows * outputs, None
     if call.type == 'Conv2D':  # The flipped kernel [kh, kw, B, A] over the padded gradient.
         kh, kw, channels, outputs = static(call.inputs[1].shape)
         batch, height, width, _ = static(call.outputs[0].shape)
@@ -187,11 +198,10 @@ def convolution_rows(ops):
         if call is None:
             continue
         try:
-            key, flops, label = rewritten_convolution(call, scope_ops)
+            key, flops, label = rewritten_convolution(scope, call, scope_ops)
         except (TypeError, ValueError, IndexError):
             continue  # Shapes not static.
-        kind = ('weight_gradient' if scope == convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE
-                else pass_of(call))
+        kind = 'weight_gradient' if scope in WEIGHT_GRADIENT_SCOPES else pass_of(call)
         for op in scope_ops:
             attributed[op.name] = ((key, flops), kind, flops if op is call else 0, op is call)
         if kind == 'forward':

@@ -9,9 +9,13 @@ pick the forms (p2p_tf/training/performance.py chooses them for the hardware):
 - `matmul_weight_gradients`: the kernel gradient as patches(x)^T . dy, an image-patch
   extraction and one matrix product, instead of Conv2DBackpropFilter, which is slowest on the
   small, wide layers near the U-Net's bottleneck (for a stride-1 layer with few outputs, the
-  windows along the width only and one product per kernel row). Where TensorFlow runs
-  oneDNN's kernels, their weight gradient stays for the narrowest layers and the large maps,
-  where it is faster.
+  windows along the width only and one product per kernel row). On maps of 16x16 positions
+  and more, whose patch matrix is large, the kernel gradient is instead a forward
+  convolution: the input, padded and for stride 2 rearranged by space_to_depth so that the
+  convolution has stride 1, with channels and batch swapped, convolved with the output
+  gradient as its kernel; TensorFlow's forward convolution never builds the patch matrix.
+  Where TensorFlow runs oneDNN's kernels, their weight gradient stays for the narrowest layers
+  and the large maps, where it is faster.
 - `fast_transposed_passes`:
   - on small maps (a kernel with more weights than SMALL_MAP_RATIO times the values of the
     map it is applied to: the U-Net's 1x1 to 16x16 maps of 512-1024 channels), a 4x4 stride-2
@@ -55,9 +59,17 @@ ONEDNN_NARROW_CHANNELS = 8
 # bfloat16 and 14.0 against 19.0 in float32. On smaller maps the product stays far faster
 # (G's 512 -> 512 layer on 8x8: 1.2 against 8.0 ms in bfloat16).
 ONEDNN_MANY_POSITIONS = 30 * 30
+# Without oneDNN, a kernel gradient that sums over at least this many positions per image is
+# computed as a forward convolution (weight_gradient_as_conv). Measured alone on the AVX2 CPU
+# (256x256, float32, ms as patches and product -> as a convolution): D's 256 -> 512 layer on
+# 31x31 73 -> 35, the 64 -> 128 layers on 64x64 40 -> 18, G's 256 -> 64 transposed layer
+# (summing over its 64x64 input) 49 -> 38, the 256 -> 512 layer on 16x16 19 -> 15; on 8x8
+# maps the product stays faster (G's 512 -> 512 layer: 11 against 14).
+CONV_WEIGHT_GRADIENT_POSITIONS = 16 * 16
 WEIGHT_STATIONARY_SCOPE = 'weight_stationary_transposed_conv'
 FLIPPED_CONV_SCOPE = 'input_gradient_as_conv'
 NARROW_WEIGHT_GRADIENT_SCOPE = 'narrow_weight_gradient'
+WEIGHT_GRADIENT_AS_CONV_SCOPE = 'weight_gradient_as_conv'
 
 
 def patches(images, kernel_size, stride, padding):
@@ -130,6 +142,51 @@ def narrow_weight_gradient(inputs, output_gradient, kernel_shape):
         per_row = [tf.einsum('bhwp,bhwo->po', rows[:, row:row + out_height, :out_width],
                              output_gradient) for row in range(height)]
         return tf.reshape(tf.stack(per_row), kernel_shape)
+
+
+def stride_one_view(inputs, kernel_size, stride, padding, output_size):
+    """`inputs` [b, H, W, C] as the input of a stride-1 'VALID' convolution with a kernel of
+    kernel_size / stride taps that reads the same windows: padded as `padding` pads for this
+    output size, cropped to the rows and columns the windows read and, for stride > 1, each
+    stride x stride block moved into the channels (space_to_depth: channel (row, column, C))."""
+    padding_and_crop = []
+    for size, kernel, out in zip(inputs.shape[1:3], kernel_size, output_size):
+        extent = (out - 1) * stride + kernel
+        before = max(extent - size, 0) // 2 if padding == 'SAME' else 0
+        padding_and_crop.append((before, max(extent - size - before, 0), extent))
+    padded = tf.pad(inputs, [[0, 0]] + [[before, after] for before, after, _ in padding_and_crop]
+                    + [[0, 0]])
+    view = padded[:, :padding_and_crop[0][2], :padding_and_crop[1][2]]
+    return tf.nn.space_to_depth(view, stride) if stride > 1 else view
+
+
+def weight_gradient_as_conv(inputs, output_gradient, kernel_shape, stride, padding):
+    """The kernel gradient of a convolution (kernel [kh, kw, C, O], kh and kw multiples of the
+    stride) as one forward convolution: sum over batch and positions of inputs' windows times
+    output_gradient, i.e. the stride-1 view of the inputs with channels as the batch and the
+    batch as the channel, convolved with output_gradient [b, H', W', O] as a [H', W', b, O]
+    kernel. The result's taps, [stride * stride * C, kh / stride, kw / stride, O], are put
+    back in the kernel's order."""
+    with tf.name_scope(WEIGHT_GRADIENT_AS_CONV_SCOPE):
+        height, width, channels, outputs = kernel_shape
+        view = stride_one_view(inputs, (height, width), stride, padding,
+                               output_gradient.shape[1:3])
+        taps = tf.nn.conv2d(tf.transpose(view, [3, 1, 2, 0]),
+                            tf.transpose(output_gradient, [1, 2, 0, 3]), 1, 'VALID')
+        # Axes (block row, block column, C, tap row, tap column, O); kernel row is
+        # stride * tap row + block row, and likewise for columns.
+        taps = tf.reshape(taps, [stride, stride, channels, height // stride, width // stride,
+                                 outputs])
+        return tf.reshape(tf.transpose(taps, [3, 0, 4, 1, 2, 5]), kernel_shape)
+
+
+def weight_gradient_as_conv_applies(inputs, output_gradient, kernel, stride, padding):
+    """Whether a kernel gradient takes weight_gradient_as_conv's form (module docstring)."""
+    height, width = kernel.shape[:2]
+    return (not onednn_kernels() and fully_known(inputs, output_gradient, kernel)
+            and height % stride == 0 and width % stride == 0 and padding in ('SAME', 'VALID')
+            and output_gradient.shape[1] * output_gradient.shape[2]
+            >= CONV_WEIGHT_GRADIENT_POSITIONS)
 
 
 def transposed_conv_forward(inputs, kernel, output_shape, fast):
@@ -215,6 +272,10 @@ def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
                     strides=[1, stride, stride, 1], padding=padding)
             elif narrow(inputs, kernel, stride, padding):
                 kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
+            elif weight_gradient_as_conv_applies(inputs, output_gradient, kernel, stride,
+                                                 padding):
+                kernel_gradient = weight_gradient_as_conv(inputs, output_gradient, kernel.shape,
+                                                          stride, padding)
             else:
                 windows = patches(inputs, kernel.shape[:2], stride, padding)
                 kernel_gradient = tf.reshape(
@@ -237,15 +298,20 @@ def conv2d_transpose(inputs, kernel, stride, matmul_weight_gradients=True,
 
         def gradient(output_gradient):
             input_gradient = tf.nn.conv2d(output_gradient, kernel, stride, 'SAME')
-            if (matmul_weight_gradients
-                    and not tensorflows_weight_gradient_is_faster(kernel, inputs)):
-                windows = patches(output_gradient, kernel.shape[:2], stride, 'SAME')
-                kernel_gradient = tf.reshape(tf.einsum('bhwp,bhwi->pi', windows, inputs),
-                                             tf.shape(kernel))
-            else:
+            # The kernel gradient of a convolution of output_gradient whose output is inputs.
+            if not matmul_weight_gradients or tensorflows_weight_gradient_is_faster(kernel,
+                                                                                    inputs):
                 kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
                     input=output_gradient, filter_sizes=tf.shape(kernel), out_backprop=inputs,
                     strides=[1, stride, stride, 1], padding='SAME')
+            elif weight_gradient_as_conv_applies(output_gradient, inputs, kernel, stride,
+                                                 'SAME'):
+                kernel_gradient = weight_gradient_as_conv(output_gradient, inputs, kernel.shape,
+                                                          stride, 'SAME')
+            else:
+                windows = patches(output_gradient, kernel.shape[:2], stride, 'SAME')
+                kernel_gradient = tf.reshape(tf.einsum('bhwp,bhwi->pi', windows, inputs),
+                                             tf.shape(kernel))
             return input_gradient, kernel_gradient
         if stride == 2:
             outputs = transposed_conv_forward(inputs, kernel, output_shape,

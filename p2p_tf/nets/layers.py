@@ -3,8 +3,9 @@
 Convolutions whose passes take faster forms on CPU: `Conv2D` and `Conv2DTranspose` are Keras'
 layers (same variables, so checkpoints do not change) whose training passes are computed as
 p2p_tf/nets/convolution_passes.py says: `matmul_weight_gradients` computes the gradient with
-respect to the kernel as one matrix product instead of TensorFlow's Conv2DBackpropFilter (on
-the 2-core CPU we measure on, that kernel took about 40% of a 256x256 step), and
+respect to the kernel as one matrix product or, on large maps, one forward convolution instead
+of TensorFlow's Conv2DBackpropFilter (on the 2-core CPU we measure on, that kernel took about
+40% of a 256x256 step), and
 `fast_transposed_passes` the transposed passes on small maps as weight-stationary products.
 With both off they are Keras' own layers (the benchmark's reference); with either on the results
 are the same up to float rounding (tests/test_layers.py).
