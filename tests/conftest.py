@@ -96,6 +96,17 @@ def make_archive(folder, name='facades'):
     return archive
 
 
+# Runs a strategy's steps in a fresh TensorFlow runtime (tests/test_distribution.py,
+# tests/test_mirrored_strategy.py).
+WORKER_SCRIPT = str(REPO / 'tests' / 'distributed_worker.py')
+
+
+def max_difference(a, b):
+    """The largest absolute difference between two lists of arrays of the same shapes."""
+    assert len(a) == len(b)
+    return max(float(np.abs(x - y).max()) for x, y in zip(a, b))
+
+
 def run_command(module, *args, env=None, timeout=300):
     """Runs `python -m module args...` in a subprocess; returns the CompletedProcess."""
     full_env = dict(os.environ, **(env or {}))
