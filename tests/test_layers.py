@@ -43,7 +43,8 @@ def scopes_traced(layer, inputs, output_gradient):
     graph = tf.function(gradients).get_concrete_function(layer, inputs, output_gradient).graph
     names = ' '.join(op.name for op in graph.get_operations())
     return {scope for scope in (convolution_passes.WEIGHT_STATIONARY_SCOPE,
-                                convolution_passes.FLIPPED_CONV_SCOPE) if scope in names}
+                                convolution_passes.FLIPPED_CONV_SCOPE,
+                                convolution_passes.BLOCKS_SCOPE) if scope in names}
 
 
 @pytest.mark.parametrize('kernel_size, strides, padding, shape, filters, rewritten', [
@@ -57,6 +58,10 @@ def scopes_traced(layer, inputs, output_gradient):
     # input gradient weight-stationary (a kernel of more than 4x the values of the map).
     (4, 2, 'same', (1, 2, 2, 8), 6, convolution_passes.WEIGHT_STATIONARY_SCOPE),
     (4, 2, 'same', (2, 4, 6, 16), 32, convolution_passes.WEIGHT_STATIONARY_SCOPE),
+    # 256 outputs on larger maps (a kernel of at most 4x the values of the output gradient):
+    # the input gradient on 2x2 blocks, also for odd sizes.
+    (4, 2, 'same', (1, 8, 8, 3), 256, convolution_passes.BLOCKS_SCOPE),
+    (4, 2, 'same', (2, 9, 7, 2), 256, convolution_passes.BLOCKS_SCOPE),
 ])
 @pytest.mark.parametrize('settings', PASS_SETTINGS, ids=PASS_IDS)
 @pytest.mark.parametrize('in_function', [False, True], ids=['eager', 'tf.function'])
@@ -79,9 +84,13 @@ def test_conv2d_matches_keras(kernel_size, strides, padding, shape, filters, rew
 
 
 @pytest.mark.parametrize('shape, rewritten', [
-    ((2, 4, 6, 5), False), ((1, 8, 8, 3), False),
+    ((2, 4, 6, 5), None), ((1, 8, 8, 3), None),
     # Small maps: the forward pass weight-stationary (a kernel of more than 4x the values).
-    ((1, 1, 1, 8), True), ((2, 2, 3, 16), True)])
+    ((1, 1, 1, 8), convolution_passes.WEIGHT_STATIONARY_SCOPE),
+    ((2, 2, 3, 16), convolution_passes.WEIGHT_STATIONARY_SCOPE),
+    # Larger maps of 256 channels: on 2x2 blocks.
+    ((1, 4, 4, 256), convolution_passes.BLOCKS_SCOPE),
+    ((2, 3, 5, 256), convolution_passes.BLOCKS_SCOPE)])
 @pytest.mark.parametrize('settings', PASS_SETTINGS, ids=PASS_IDS)
 @pytest.mark.parametrize('in_function', [False, True], ids=['eager', 'tf.function'])
 def test_conv2d_transpose_matches_keras(shape, rewritten, settings, in_function):
@@ -98,8 +107,7 @@ def test_conv2d_transpose_matches_keras(shape, rewritten, settings, in_function)
     assert results[1][0].shape == (shape[0], 2 * shape[1], 2 * shape[2], 4)
     for expected, actual in zip(*results):
         np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-5)
-    expected_scopes = ({convolution_passes.WEIGHT_STATIONARY_SCOPE} if rewritten and settings[1]
-                       else set())
+    expected_scopes = {rewritten} if rewritten and settings[1] else set()
     assert scopes_traced(ours, inputs, output_gradient) == expected_scopes
 
 

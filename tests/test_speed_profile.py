@@ -123,3 +123,31 @@ def test_the_profile_of_a_tiny_step_covers_every_pass_and_adds_up(passes):
     lines = benchmark_report.profile_table(dict(peak=peak, fast=profile, peak_rss_mb=1.0))
     assert lines[0].startswith('float32 matmul peak') and len(lines) == (
         3 + 1 + len(profile['rows']) + len(profile['other']))
+
+
+def test_a_transposed_conv_on_blocks_is_labelled_and_counted_as_tensorflows():
+    """The forward pass of a transposed conv on 2x2 blocks (256 input channels, a 4x4 map) in
+    G's scope: one call with the FLOPs and label of TensorFlow's op, and the same row key as
+    its weight gradient."""
+    kernel = tf.Variable(tf.random.uniform([4, 4, 3, 256]))
+    image = tf.random.uniform([1, 4, 4, 256])
+
+    @tf.function
+    def step(x):
+        with tf.GradientTape() as tape:
+            with tf.name_scope('unet_generator'):
+                outputs = convolution_passes.conv2d_transpose(x, kernel, 2,
+                                                              fast_transposed_passes=True)
+            loss = tf.reduce_sum(outputs)
+        return tape.gradient(loss, [x, kernel])
+
+    attributed, labels = speed_profile.convolution_rows(
+        speed_profile.graph_ops(step.get_concrete_function(image)))
+    calls = [row for name, row in attributed.items()
+             if row[3] and convolution_passes.BLOCKS_SCOPE in name]
+    assert [kind for _, kind, _, _ in calls] == ['forward']
+    (key, _, flops, _), = calls
+    assert flops == 2 * 4 * 4 * 16 * 3 * 256
+    assert labels[key] == 'G transposed conv 4x4/2 256->3 to 8x8'
+    weight_gradient_keys = {row[0] for row in attributed.values() if row[1] == 'weight_gradient'}
+    assert weight_gradient_keys == {key}

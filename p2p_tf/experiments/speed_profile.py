@@ -42,7 +42,8 @@ FUSED_PREFIX = 'fused:'
 REWRITTEN_SCOPES = {convolution_passes.WEIGHT_STATIONARY_SCOPE: 'MatMul',
                     convolution_passes.FLIPPED_CONV_SCOPE: 'Conv2D',
                     convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE: PATCHES_OP,
-                    convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE: 'Conv2D'}
+                    convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE: 'Conv2D',
+                    convolution_passes.BLOCKS_SCOPE: 'Conv2D'}
 WEIGHT_GRADIENT_SCOPES = (convolution_passes.NARROW_WEIGHT_GRADIENT_SCOPE,
                           convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE)
 SCOPE_PATTERN = re.compile(r'^(.*?(%s)(_\d+)?)/' % '|'.join(REWRITTEN_SCOPES))
@@ -119,18 +120,21 @@ def rewritten_convolution(scope, call, scope_ops):
                  f'{kernel_rows // 16} to {2 * height}x{2 * width}')
         return (kernel_rows, channels), 2 * kernel_rows * channels * batch * height * width, label
     if scope == convolution_passes.WEIGHT_GRADIENT_AS_CONV_SCOPE:
-        # The inputs' view [s s C, H_s, W_s, b] convolved with the output gradient as a
-        # [H', W', b, O] kernel into [s s C, kh / s, kw / s, O].
+        # [s s C, H_s, W_s, b] inputs * [H', W', b, O] output gradient -> [s s C, kh/s, kw/s, O]
         view_channels, taps_high, taps_wide, outputs = static(call.outputs[0].shape)
         height, width, batch, _ = static(call.inputs[1].shape)
-        positions = height * width * batch
         rows = view_channels * taps_high * taps_wide
-        return (rows, outputs), 2 * positions * rows * outputs, None
-    if call.type == 'Conv2D':  # The flipped kernel [kh, kw, B, A] over the padded gradient.
-        kh, kw, channels, outputs = static(call.inputs[1].shape)
+        return (rows, outputs), 2 * height * width * batch * rows * outputs, None
+    if call.type == 'Conv2D':  # The flipped kernel [kh, kw, B, A] over the padded gradient,
+        kh, kw, channels, outputs = static(call.inputs[1].shape)  # on blocks A = s s C.
         batch, height, width, _ = static(call.outputs[0].shape)
         positions = batch * (height - kh + 1) * (width - kw + 1)
-        return (kh * kw * outputs, channels), 2 * positions * kh * kw * outputs * channels, None
+        block = next((op.get_attr('block_size') for op in scope_ops
+                      if op.type == 'DepthToSpace'), None)
+        label = block and (f'{network_of(call.name)} transposed conv {kh * block}x{kw * block}/'
+                           f'{block} {channels}->{outputs // block ** 2} to '
+                           f'{block * (height - kh + 1)}x{block * (width - kw + 1)}')
+        return (kh * kw * outputs, channels), 2 * positions * kh * kw * outputs * channels, label
     # The narrow weight gradient: one einsum per kernel row.
     einsums = [op for op in scope_ops if op.type == 'Einsum']
     row_key, flops = convolution_of(einsums[0])
@@ -348,11 +352,6 @@ def profile_step(trainer, inputs, targets, steps=3, warmup=2, windows=5):
                 other_op_types=top_types, gflop_per_step=sum(row['gflop'] for row in rows))
 
 
-def compute_dtype(precision):
-    """The type a step of this precision setting multiplies in: 'mixed_bfloat16' -> 'bfloat16'."""
-    return precision.replace('mixed_', '')
-
-
 def profile_variants(variants, make_config, sizes, steps, warmup, windows):
     """The float32 matmul peak, then the traced step of each variant (make_config(variant):
     a resolved config) in this process, then the peaks again: the best of both holds (a shared
@@ -366,7 +365,8 @@ def profile_variants(variants, make_config, sizes, steps, warmup, windows):
         trainer, inputs, targets = trainer_and_random_batch(config)
         profiles[variant] = profile_step(trainer, inputs, targets, steps=steps, warmup=warmup,
                                          windows=windows)
-        profiles[variant]['compute_dtype'] = compute_dtype(config.precision)
+        # The type it multiplies in: 'mixed_bfloat16' -> 'bfloat16'.
+        profiles[variant]['compute_dtype'] = config.precision.replace('mixed_', '')
         del trainer
     again = matmul_peak(sizes)
     peak['by_size'] = {n: max(peak['by_size'][n], again['by_size'][n]) for n in sizes}
