@@ -155,19 +155,25 @@ def narrow_weight_gradient(inputs, output_gradient, kernel_shape):
         return tf.reshape(tf.stack(per_row), kernel_shape)
 
 
+def windows_extent(size, kernel_size, output_size, stride, padding):
+    """(rows before the map that `padding` adds, rows the windows span) along one axis of a
+    convolution of a map of `size` rows into `output_size` rows: TensorFlow's 'SAME' puts the
+    odd row of padding after the map."""
+    extent = (output_size - 1) * stride + kernel_size
+    return (max(extent - size, 0) // 2 if padding == 'SAME' else 0), extent
+
+
 def stride_one_view(inputs, kernel_size, stride, padding, output_size):
     """`inputs` [b, H, W, C] as the input of a stride-1 'VALID' convolution with a kernel of
     kernel_size / stride taps that reads the same windows: padded as `padding` pads for this
     output size, cropped to the rows and columns the windows read and, for stride > 1, each
     stride x stride block moved into the channels (space_to_depth: channel (row, column, C))."""
-    padding_and_crop = []
-    for size, kernel, out in zip(inputs.shape[1:3], kernel_size, output_size):
-        extent = (out - 1) * stride + kernel
-        before = max(extent - size, 0) // 2 if padding == 'SAME' else 0
-        padding_and_crop.append((before, max(extent - size - before, 0), extent))
-    padded = tf.pad(inputs, [[0, 0]] + [[before, after] for before, after, _ in padding_and_crop]
-                    + [[0, 0]])
-    view = padded[:, :padding_and_crop[0][2], :padding_and_crop[1][2]]
+    extents = [windows_extent(*axis, stride, padding)
+               for axis in zip(inputs.shape[1:3], kernel_size, output_size)]
+    padded = tf.pad(inputs, [[0, 0]] + [[before, max(extent - size - before, 0)]
+                                        for size, (before, extent)
+                                        in zip(inputs.shape[1:3], extents)] + [[0, 0]])
+    view = padded[:, :extents[0][1], :extents[1][1]]
     return tf.nn.space_to_depth(view, stride) if stride > 1 else view
 
 
@@ -200,10 +206,9 @@ def weight_gradient_as_conv_applies(inputs, output_gradient, kernel, stride, pad
             >= CONV_WEIGHT_GRADIENT_POSITIONS)
 
 
-def transposed_pass_on_blocks(output_gradient, kernel, stride, input_size=None,
-                              padding='SAME'):
-    """The input gradient of a convolution (kernel [kh, kw, C, O], kh and kw multiples of the
-    stride), i.e. a transposed convolution of output_gradient [b, H', W', O] into input_size
+def transposed_pass_on_blocks(output_gradient, kernel, stride, input_size=None):
+    """The input gradient of a 'SAME' convolution (kernel [kh, kw, C, O], kh and kw multiples
+    of the stride), i.e. a transposed convolution of output_gradient [b, H', W', O] into input_size
     (default: stride x H' by stride x W', a transposed convolution's 'SAME' output), on
     stride x stride blocks: the stride-1 'VALID' convolution with
     kernel / stride taps over the blocks (stride_one_view) has its input gradient as a
@@ -221,11 +226,9 @@ def transposed_pass_on_blocks(output_gradient, kernel, stride, input_size=None,
         blocks = tf.nn.depth_to_space(tf.nn.conv2d(padded, flipped, 1, 'VALID'), stride)
         if input_size is None:
             input_size = [stride * d for d in output_gradient.shape[1:3]]
-        begin = [0, 0, 0, 0]
-        for axis, (size, kernel_size) in enumerate(zip(input_size, (height, width)), 1):
-            extent = (output_gradient.shape[axis] - 1) * stride + kernel_size
-            begin[axis] = max(extent - size, 0) // 2 if padding == 'SAME' else 0
-        return tf.slice(blocks, begin, [-1, input_size[0], input_size[1], -1])
+        begin = [windows_extent(*axis, stride, 'SAME')[0]
+                 for axis in zip(input_size, (height, width), output_gradient.shape[1:3])]
+        return tf.slice(blocks, [0, *begin, 0], [-1, *input_size, -1])
 
 
 def on_blocks_applies(output_gradient, kernel, stride):
@@ -299,12 +302,30 @@ def conv2d_input_gradient(inputs, kernel, output_gradient, stride, padding, fast
             and fully_known(inputs)
             and tuple(inputs.shape[1:3]) == tuple(2 * d for d in output_gradient.shape[1:3])):
         return weight_stationary_transposed_conv(output_gradient, kernel)
-    if fast and padding == 'SAME' and on_blocks_applies(output_gradient, kernel, stride):
-        return transposed_pass_on_blocks(output_gradient, kernel, stride, inputs.shape[1:3],
-                                         padding)
+    if (fast and padding == 'SAME' and on_blocks_applies(output_gradient, kernel, stride)
+            and fully_known(inputs)):
+        return transposed_pass_on_blocks(output_gradient, kernel, stride, inputs.shape[1:3])
     return tf.raw_ops.Conv2DBackpropInput(
         input_sizes=tf.shape(inputs), filter=kernel, out_backprop=output_gradient,
         strides=[1, stride, stride, 1], padding=padding)
+
+
+def conv2d_kernel_gradient(inputs, kernel, output_gradient, stride, padding,
+                           matmul_weight_gradients):
+    """The gradient of tf.nn.conv2d(inputs, kernel) with respect to the kernel, in the form
+    matmul_weight_gradients picks (module docstring); for a transposed convolution, that of
+    the convolution it transposes."""
+    if (not matmul_weight_gradients
+            or tensorflows_weight_gradient_is_faster(kernel, output_gradient)):
+        return tf.raw_ops.Conv2DBackpropFilter(
+            input=inputs, filter_sizes=tf.shape(kernel), out_backprop=output_gradient,
+            strides=[1, stride, stride, 1], padding=padding)
+    if narrow(inputs, kernel, stride, padding):
+        return narrow_weight_gradient(inputs, output_gradient, kernel.shape)
+    if weight_gradient_as_conv_applies(inputs, output_gradient, kernel, stride, padding):
+        return weight_gradient_as_conv(inputs, output_gradient, kernel.shape, stride, padding)
+    windows = patches(inputs, kernel.shape[:2], stride, padding)
+    return tf.reshape(tf.einsum('bhwp,bhwo->po', windows, output_gradient), tf.shape(kernel))
 
 
 def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
@@ -316,22 +337,8 @@ def conv2d(inputs, kernel, stride, padding, matmul_weight_gradients=True,
         def gradient(output_gradient):
             input_gradient = conv2d_input_gradient(inputs, kernel, output_gradient, stride,
                                                    padding, fast_transposed_passes)
-            if (not matmul_weight_gradients
-                    or tensorflows_weight_gradient_is_faster(kernel, output_gradient)):
-                kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
-                    input=inputs, filter_sizes=tf.shape(kernel), out_backprop=output_gradient,
-                    strides=[1, stride, stride, 1], padding=padding)
-            elif narrow(inputs, kernel, stride, padding):
-                kernel_gradient = narrow_weight_gradient(inputs, output_gradient, kernel.shape)
-            elif weight_gradient_as_conv_applies(inputs, output_gradient, kernel, stride,
-                                                 padding):
-                kernel_gradient = weight_gradient_as_conv(inputs, output_gradient, kernel.shape,
-                                                          stride, padding)
-            else:
-                windows = patches(inputs, kernel.shape[:2], stride, padding)
-                kernel_gradient = tf.reshape(
-                    tf.einsum('bhwp,bhwo->po', windows, output_gradient), tf.shape(kernel))
-            return input_gradient, kernel_gradient
+            return input_gradient, conv2d_kernel_gradient(
+                inputs, kernel, output_gradient, stride, padding, matmul_weight_gradients)
         return tf.nn.conv2d(inputs, kernel, stride, padding), gradient
     # A tensor, not the variable: custom_gradient would otherwise want variable gradients.
     return convolve(inputs, tf.convert_to_tensor(kernel))
@@ -349,21 +356,9 @@ def conv2d_transpose(inputs, kernel, stride, matmul_weight_gradients=True,
 
         def gradient(output_gradient):
             input_gradient = tf.nn.conv2d(output_gradient, kernel, stride, 'SAME')
-            # The kernel gradient of a convolution of output_gradient whose output is inputs.
-            if not matmul_weight_gradients or tensorflows_weight_gradient_is_faster(kernel,
-                                                                                    inputs):
-                kernel_gradient = tf.raw_ops.Conv2DBackpropFilter(
-                    input=output_gradient, filter_sizes=tf.shape(kernel), out_backprop=inputs,
-                    strides=[1, stride, stride, 1], padding='SAME')
-            elif weight_gradient_as_conv_applies(output_gradient, inputs, kernel, stride,
-                                                 'SAME'):
-                kernel_gradient = weight_gradient_as_conv(output_gradient, inputs, kernel.shape,
-                                                          stride, 'SAME')
-            else:
-                windows = patches(output_gradient, kernel.shape[:2], stride, 'SAME')
-                kernel_gradient = tf.reshape(tf.einsum('bhwp,bhwi->pi', windows, inputs),
-                                             tf.shape(kernel))
-            return input_gradient, kernel_gradient
+            # That of the convolution of output_gradient whose output is inputs.
+            return input_gradient, conv2d_kernel_gradient(
+                output_gradient, kernel, inputs, stride, 'SAME', matmul_weight_gradients)
         if stride == 2:
             outputs = transposed_conv_forward(inputs, kernel, output_shape,
                                               fast_transposed_passes)
